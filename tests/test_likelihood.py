@@ -28,7 +28,10 @@ def test_gaussian_kl_matches_torch_distributions(gen):
 
 def test_isotropic_kl_prop5_matches_multivariate_normal(gen):
     d = 5
-    mu1, mu2 = torch.randn(d, generator=gen, dtype=torch.float64), torch.randn(d, generator=gen, dtype=torch.float64)
+    mu1, mu2 = (
+        torch.randn(d, generator=gen, dtype=torch.float64),
+        torch.randn(d, generator=gen, dtype=torch.float64),
+    )
     v1, v2 = torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.7, dtype=torch.float64)
     eye = torch.eye(d, dtype=torch.float64)
     ref = kl_divergence(MultivariateNormal(mu1, v1 * eye), MultivariateNormal(mu2, v2 * eye))
@@ -48,8 +51,12 @@ def test_discretized_decoder_sums_to_one_over_256_bins(gen):
 def test_discretized_decoder_matches_density_times_bin_width_when_narrow():
     # a wide Gaussian is almost flat over one bin: P(bin) ≈ density × width
     x = torch.tensor([0.0], dtype=torch.float64)
-    logp = discretized_gaussian_log_likelihood(x, torch.tensor([0.1]).double(), torch.tensor([0.0]).double())
-    approx = gaussian_log_likelihood(x, torch.tensor([0.1]).double(), torch.tensor([0.0]).double()) + math.log(2 / 255)
+    logp = discretized_gaussian_log_likelihood(
+        x, torch.tensor([0.1]).double(), torch.tensor([0.0]).double()
+    )
+    approx = gaussian_log_likelihood(
+        x, torch.tensor([0.1]).double(), torch.tensor([0.0]).double()
+    ) + math.log(2 / 255)
     assert logp.item() == pytest.approx(approx.item(), abs=1e-4)
 
 
@@ -67,21 +74,34 @@ def test_prop2_decomposition_equals_direct_vlb(gen):
     """eq. 23 (direct, sampled along whole forward chains) == eq. 25 (L_T + sum L_{t-1} + L_0)."""
     T, n = 4, 100_000
     s = make_schedule("linear", T)
-    gmm = GaussianMixture(torch.tensor([0.3, 0.7]).double(), torch.tensor([[-0.8], [0.5]]).double(), torch.tensor([0.1, 0.3]).double())
+    gmm = GaussianMixture(
+        torch.tensor([0.3, 0.7]).double(),
+        torch.tensor([[-0.8], [0.5]]).double(),
+        torch.tensor([0.1, 0.3]).double(),
+    )
     model = _perturbed_mu_model(s, gmm)
     log_var = s.fixed_large_log_variance
     x0, _ = gmm.sample(n, gen)
     # direct: E_q[-log p(x_T) - sum_t log p(x_{t-1}|x_t) / q(x_t|x_{t-1})]
     xs = [x0]
     for k in range(T):
-        xs.append(q_step(s, xs[-1], torch.full((n,), k), torch.randn(n, 1, generator=gen, dtype=torch.float64)))
+        xs.append(
+            q_step(
+                s,
+                xs[-1],
+                torch.full((n,), k),
+                torch.randn(n, 1, generator=gen, dtype=torch.float64),
+            )
+        )
     direct = -gaussian_log_likelihood(xs[T], torch.zeros_like(x0), torch.zeros_like(x0))
     for k in range(T):
         kk = torch.full((n,), k)
         mean = model(xs[k + 1], kk)
         log_p = gaussian_log_likelihood(xs[k], mean, torch.full_like(x0, log_var[k].item()))
         b = s.betas[k]
-        log_q = gaussian_log_likelihood(xs[k + 1], (1 - b).sqrt() * xs[k], torch.full_like(x0, b.log().item()))
+        log_q = gaussian_log_likelihood(
+            xs[k + 1], (1 - b).sqrt() * xs[k], torch.full_like(x0, b.log().item())
+        )
         direct = direct - (log_p - log_q)
     direct = direct.squeeze(1) / math.log(2)
     dec = full_vlb(s, model, x0, "mu", "fixed_large", decoder="gaussian", generator=gen)["total"]
@@ -93,12 +113,21 @@ def test_exact_optimum_vlb_matches_analytic_bound(gen):
     """Data N(m, s^2 I): with the exact eps-model and sigma^2 = beta_tilde every term of the VLB
     is known in closed form; the sampled bound must agree within Monte Carlo error, and it must
     lie above the true NLL."""
-    T, n, D = 20, 20_000, 2
+    T, n = 20, 20_000
     m, sd = torch.tensor([0.3, -0.5], dtype=torch.float64), 0.4
     s = make_schedule("cosine", T)
     gmm = GaussianMixture.gaussian(m, sd)
     x0, _ = gmm.sample(n, gen)
-    got = full_vlb(s, gmm.model_fn(s, "eps"), x0, "eps", "fixed_small", decoder="gaussian", timesteps_per_call=5, generator=gen)
+    got = full_vlb(
+        s,
+        gmm.model_fn(s, "eps"),
+        x0,
+        "eps",
+        "fixed_small",
+        decoder="gaussian",
+        timesteps_per_call=5,
+        generator=gen,
+    )
 
     abar, c1 = s.alphas_cumprod, s.posterior_mean_coef1
     vpost = gmm.posterior_variance(abar)  # Var[x0 | x_t] per coordinate
@@ -129,6 +158,7 @@ def test_training_losses_are_per_example_and_zero_at_the_target(loss, prediction
     noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
     k = torch.randint(1, 100, (6,), generator=gen)
     from ddpm.diffusion import q_sample
+
     x_t = q_sample(s, x0, k, noise)
     perfect = from_x0(s, prediction, x0, x_t, k)
     out = training_losses(s, perfect, x0, k, noise, x_t, prediction, loss)
@@ -144,7 +174,9 @@ def test_hybrid_vlb_term_does_not_train_the_mean(gen):
     noise = torch.randn(x0.shape, generator=gen)
     k = torch.randint(1, 100, (4,), generator=gen)
     out = torch.randn(4, 2, 4, 4, generator=gen, requires_grad=True)
-    terms = training_losses(s, out, x0, k, noise, prediction="eps", loss="hybrid", variance="learned_range")
+    terms = training_losses(
+        s, out, x0, k, noise, prediction="eps", loss="hybrid", variance="learned_range"
+    )
     terms["vlb"].sum().backward()
     assert out.grad[:, :1].abs().max() == 0  # mean half: stop-gradient
     assert out.grad[:, 1:].abs().max() > 0  # variance half: trained

@@ -30,7 +30,9 @@ def test_targets_are_the_right_quantities(setup):
     s, x0, noise, k, x_t = setup
     assert torch.allclose(from_x0(s, "eps", x0, x_t, k), noise, atol=1e-8)
     abar = s.alphas_cumprod[k].reshape(-1, 1, 1, 1)
-    assert torch.allclose(from_x0(s, "v", x0, x_t, k), abar.sqrt() * noise - (1 - abar).sqrt() * x0, atol=1e-8)
+    assert torch.allclose(
+        from_x0(s, "v", x0, x_t, k), abar.sqrt() * noise - (1 - abar).sqrt() * x0, atol=1e-8
+    )
     mu, _, _ = q_posterior(s, x0, x_t, k)
     assert torch.allclose(from_x0(s, "mu", x0, x_t, k), mu, atol=1e-10)
 

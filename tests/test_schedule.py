@@ -26,7 +26,12 @@ def test_schedule_is_valid_float64(name, T):
     abar = s.alphas_cumprod
     assert bool((abar[1:] < abar[:-1]).all())
     # alphas_cumprod is the running product of (1 - beta) (eq. 31's alpha_t in the seed).
-    assert torch.allclose(abar, torch.tensor([math.prod((1 - s.betas[: i + 1]).tolist()) for i in range(T)], dtype=torch.float64))
+    assert torch.allclose(
+        abar,
+        torch.tensor(
+            [math.prod((1 - s.betas[: i + 1]).tolist()) for i in range(T)], dtype=torch.float64
+        ),
+    )
     assert s.alphas_cumprod_prev[0] == 1.0
     assert torch.isfinite(s.posterior_log_variance_clipped).all()
     assert torch.isfinite(s.fixed_large_log_variance).all()
@@ -61,7 +66,9 @@ def test_unknown_schedule_lists_options():
 def test_first_step_log_variance_is_clipped_to_second():
     s = make_schedule("linear", 100)
     assert s.posterior_variance[0] == 0
-    assert s.posterior_log_variance_clipped[0] == pytest.approx(math.log(s.posterior_variance[1].item()))
+    assert s.posterior_log_variance_clipped[0] == pytest.approx(
+        math.log(s.posterior_variance[1].item())
+    )
 
 
 def test_respace_keeps_alpha_bar_exactly():

@@ -30,7 +30,11 @@ class GaussianMixture:
     @classmethod
     def gaussian(cls, mean: Tensor, std: float) -> GaussianMixture:
         mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
-        return cls(torch.ones(1, dtype=torch.float64), mean, torch.tensor([float(std)], dtype=torch.float64))
+        return cls(
+            torch.ones(1, dtype=torch.float64),
+            mean,
+            torch.tensor([float(std)], dtype=torch.float64),
+        )
 
     @property
     def dim(self) -> int:
@@ -63,8 +67,10 @@ class GaussianMixture:
         ``m_j + sqrt(abar) s_j^2 / (abar s_j^2 + 1 - abar) (x_t - sqrt(abar) m_j)``."""
         x_t, abar = x_t.double(), abar.double()
         r = self.responsibilities(x_t, abar)  # (N, J)
-        gain = abar.sqrt()[:, None] * self.stds[None] ** 2 / (
-            abar[:, None] * self.stds[None] ** 2 + 1 - abar[:, None]
+        gain = (
+            abar.sqrt()[:, None]
+            * self.stds[None] ** 2
+            / (abar[:, None] * self.stds[None] ** 2 + 1 - abar[:, None])
         )
         cond = self.means[None] + gain[..., None] * (
             x_t[:, None, :] - abar.sqrt()[:, None, None] * self.means[None]

@@ -116,8 +116,5 @@ def p_mean_variance(
     else:
         log_var = fixed_log_variance(s, variance, k, x_t)
     x0, eps = predict_x0_eps(s, prediction, pred, x_t, k, clip_x0)
-    if prediction == "mu" and not clip_x0:
-        mean = pred
-    else:
-        mean = from_x0(s, "mu", x0, x_t, k)
+    mean = pred if prediction == "mu" and not clip_x0 else from_x0(s, "mu", x0, x_t, k)
     return {"mean": mean, "log_variance": log_var, "pred_x0": x0, "pred_eps": eps}

@@ -26,7 +26,9 @@ PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 
 def check_prediction(prediction: str) -> str:
     if prediction not in PREDICTIONS:
-        raise ValueError(f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}")
+        raise ValueError(
+            f"unknown prediction {prediction!r}; choose one of {', '.join(PREDICTIONS)}"
+        )
     return prediction
 
 
@@ -68,7 +70,10 @@ def v_from_x0(s: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
 
 def mu_from_x0(s: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
     """The posterior mean ``mu_tilde_t(x0, x_t)`` of eq. 33, the seed's regression target (eq. 42)."""
-    return _coef(s, "posterior_mean_coef1", k, x_t) * x0 + _coef(s, "posterior_mean_coef2", k, x_t) * x_t
+    return (
+        _coef(s, "posterior_mean_coef1", k, x_t) * x0
+        + _coef(s, "posterior_mean_coef2", k, x_t) * x_t
+    )
 
 
 def x0_from_mu(s: Schedule, x_t: Tensor, k: Tensor, mu: Tensor) -> Tensor:
@@ -128,3 +133,26 @@ def x0_error_scale(s: Schedule, prediction: str, k: Tensor) -> Tensor:
     if prediction == "mu":
         return s.posterior_mean_coef1[k] ** 2
     return torch.ones_like(s.snr[k])
+
+
+def predict_x0_eps_continuous(
+    alpha_bar: Tensor, prediction: str, out: Tensor, x_t: Tensor, clip_x0: bool = False
+) -> tuple[Tensor, Tensor]:
+    """:func:`predict_x0_eps` at a real-valued time given by ``alpha_bar`` (shape (N,)), for ODE
+    solvers that step between the trained indices. ``mu`` is tied to a discrete step and has no
+    continuous form."""
+    a = alpha_bar.to(x_t.device, x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1)))
+    alpha, sigma = a.sqrt(), (1 - a).sqrt()
+    if prediction == "eps":
+        x0 = (x_t - sigma * out) / alpha
+    elif prediction == "x0":
+        x0 = out
+    elif prediction == "v":
+        x0 = alpha * x_t - sigma * out
+    else:
+        raise ValueError(f"prediction {prediction!r} has no continuous-time form; use eps, x0 or v")
+    if clip_x0:
+        x0 = x0.clamp(-1.0, 1.0)
+    if prediction == "eps" and not clip_x0:
+        return x0, out
+    return x0, (x_t - alpha * x0) / sigma

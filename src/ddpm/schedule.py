@@ -47,7 +47,9 @@ class Schedule:
     def __post_init__(self) -> None:
         abar = torch.as_tensor(self.alphas_cumprod, dtype=torch.float64)
         if abar.ndim != 1 or abar.numel() == 0:
-            raise ValueError(f"alphas_cumprod must be a non-empty 1-D sequence, got {tuple(abar.shape)}")
+            raise ValueError(
+                f"alphas_cumprod must be a non-empty 1-D sequence, got {tuple(abar.shape)}"
+            )
         prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
         if not bool(((abar > 0) & (abar < prev)).all()):
             raise ValueError("alphas_cumprod must decrease strictly from below 1 and stay positive")
@@ -180,7 +182,10 @@ def quadratic_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: floa
     """Betas whose square roots are linear (Ho et al.'s code, "quad"), scaled like linear."""
     scale = 1000.0 / num_timesteps
     roots = torch.linspace(
-        math.sqrt(scale * beta_start), math.sqrt(scale * beta_end), num_timesteps, dtype=torch.float64
+        math.sqrt(scale * beta_start),
+        math.sqrt(scale * beta_end),
+        num_timesteps,
+        dtype=torch.float64,
     )
     return (roots**2).clamp(max=MAX_BETA)
 
@@ -238,7 +243,9 @@ def make_schedule(name: str, num_timesteps: int = 1000, **kwargs) -> Schedule:
     return Schedule.from_betas(_BUILDERS[name](num_timesteps, **kwargs), name=name)
 
 
-def from_alphas_cumprod(alphas_cumprod: Tensor, name: str = "custom", timestep_map=None) -> Schedule:
+def from_alphas_cumprod(
+    alphas_cumprod: Tensor, name: str = "custom", timestep_map=None
+) -> Schedule:
     """The schedule whose ``alpha_bar`` is the given decreasing sequence:
     ``beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}`` with ``alpha_bar_0 = 1``."""
     return Schedule(alphas_cumprod, name=name, timestep_map=timestep_map)
