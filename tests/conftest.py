@@ -20,3 +20,80 @@ def gen():
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+import subprocess  # noqa: E402
+
+
+def run_cli(
+    script: str, *overrides: str, env: dict | None = None, timeout: int = 300, check: bool = True
+):
+    """Run an entry point as a user would; returns the CompletedProcess."""
+    full_env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONWARNINGS": "ignore",
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        [PYTHON, str(REPO / script), *overrides],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script} {' '.join(overrides)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+QUIET = ("callbacks.progress=null", "trainer.enable_model_summary=false")
+
+
+def train_toy(run_dir, *extra: str, steps: int = 30, **kw):
+    return run_cli(
+        "train.py",
+        "experiment=toy2d",
+        f"trainer.max_steps={steps}",
+        f"hydra.run.dir={run_dir}",
+        "callbacks.checkpoint.every_n_train_steps=10",
+        "callbacks.sample_grid.every_n_steps=0",
+        "callbacks.sample_grid.num_samples=200",
+        "dataset.size=512",
+        "network.hidden=64",
+        "trainer.val_check_interval=10",
+        "trainer.limit_val_batches=1",
+        *QUIET,
+        *extra,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_ckpt(tmp_path_factory):
+    """A toy2d checkpoint trained for a few hundred steps, shared by the sample/evaluate tests."""
+    run = tmp_path_factory.mktemp("toy_run")
+    train_toy(run, "callbacks.checkpoint.every_n_train_steps=100", steps=300)
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def digits_ckpt(tmp_path_factory):
+    run = tmp_path_factory.mktemp("digits_run")
+    run_cli(
+        "train.py",
+        "trainer.max_steps=20",
+        f"hydra.run.dir={run}",
+        "callbacks.checkpoint.every_n_train_steps=10",
+        "callbacks.sample_grid.every_n_steps=0",
+        "callbacks.sample_grid.num_samples=16",
+        "model.conditional=true",
+        "trainer.limit_val_batches=0",
+        *QUIET,
+    )
+    return run / "checkpoints" / "last.ckpt"

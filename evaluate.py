@@ -1,0 +1,103 @@
+"""Score a checkpoint: ``python evaluate.py ckpt=PATH [num_samples=N] [sampler=...] [bpd=true]``
+
+Samples on every device (``trainer.devices=N``), then writes ``metrics.json`` with FID (and KID,
+precision/recall or point-cloud distances), bits/dim with ``bpd=true``, and what was run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from ddpm.cli import user_errors
+from ddpm.config import ConfigError, validate_sampler
+from ddpm.evaluation.distributed import make_fabric
+from ddpm.evaluation.runner import (
+    bits_per_dim,
+    build_datamodule,
+    draw_distributed,
+    load_model,
+    make_extractor,
+    make_labels,
+    real_features,
+    score_samples,
+    write_metrics,
+)
+from ddpm.samplers.draw import SamplerSpec
+
+
+@user_errors
+def run(cfg: dict) -> None:
+    start = time.perf_counter()
+    if not cfg["ckpt"]:
+        raise ConfigError("ckpt is required: python evaluate.py ckpt=path/to/checkpoints/last.ckpt")
+    if not isinstance(cfg["num_samples"], int) or cfg["num_samples"] < 2:
+        raise ConfigError(
+            f"num_samples={cfg['num_samples']!r} is not valid; it must be an integer >= 2"
+        )
+    model = load_model(cfg["ckpt"], cfg["use_ema"])
+    validate_sampler(cfg, model.schedule.num_timesteps)
+    labels = make_labels(model, cfg["class_label"], cfg["num_samples"])
+    datamodule = build_datamodule(model.config)
+    datamodule.check_available()
+    cache_dir = Path(cfg["fid"]["cache_dir"])
+    extractor = make_extractor(model, datamodule, cfg["fid"]["weights_path"], cache_dir)
+    t = cfg["trainer"]
+    fabric = make_fabric(t["accelerator"], t["devices"], t["num_nodes"], t["precision"])
+    model.net.to(fabric.device)
+    spec = SamplerSpec.from_dict(cfg["sampler"])
+    real = real_features(extractor, datamodule, cache_dir, fabric)
+    x, info = draw_distributed(
+        fabric,
+        model,
+        spec,
+        cfg["num_samples"],
+        cfg["seed"],
+        cfg["batch_size"],
+        labels,
+        cfg["guidance_scale"],
+        show_progress=cfg["progress"],
+    )
+    metrics = score_samples(x, extractor, real, fabric)
+    if labels is not None and "class_histogram" in metrics:
+        _, probs = extractor.features_and_probs(x)
+        metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
+    if cfg["bpd"]:
+        metrics.update(
+            bits_per_dim(
+                fabric,
+                model,
+                datamodule,
+                cfg["seed"],
+                cfg["batch_size"],
+                cfg["bpd_timesteps_per_call"],
+                cfg["bpd_examples"],
+                cfg["progress"],
+            )
+        )
+    metrics.update(
+        num_samples=cfg["num_samples"],
+        sampler=spec.method,
+        steps=spec.steps if spec.method != "ode" else None,
+        nfe=info["nfe"],
+        seed=cfg["seed"],
+        guidance_scale=cfg["guidance_scale"],
+        class_label=cfg["class_label"],
+        world_size=fabric.world_size,
+        seconds=round(time.perf_counter() - start, 2),
+    )
+    if fabric.global_rank == 0:
+        path = write_metrics(Path(cfg["run_dir"]), metrics)
+        print(f"fid={metrics['fid']:.4f} ({metrics['feature_extractor']}) -> {path}")
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run(OmegaConf.to_container(cfg, resolve=True))
+
+
+if __name__ == "__main__":
+    main()

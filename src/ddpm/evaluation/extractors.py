@@ -1,0 +1,196 @@
+"""Feature extractors for FID-style scores, chosen by the kind of data.
+
+* RGB images: Inception-v3 (TensorFlow-compatible port in torch-fidelity), pool3 2048-d features,
+  computed in float64 on uint8 images (rounded, not truncated) with torch-fidelity's
+  TF1-compatible bilinear resize: the protocol behind published FIDs.
+* 1-channel digit-like images (sklearn digits, MNIST): Inception features of an 8x8 or 28x28
+  grey digit are meaningless, so a small CNN classifier trained on the real training split (fixed
+  seed, cached) provides 128-d features and class probabilities.
+* 2-D points: the coordinates themselves (``identity``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ddpm.figures import to_uint8
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = (
+    f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+)
+
+
+class FeatureExtractor:
+    """``extractor(x)``: ``(N, D)`` float64 features of samples ``x`` in data space."""
+
+    name: str = "base"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class IdentityExtractor(FeatureExtractor):
+    name = "identity"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x.reshape(len(x), -1).double()
+
+
+def default_inception_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+class InceptionExtractor(FeatureExtractor):
+    """torch-fidelity's Inception-v3 from a local weights file (``fid.weights_path``), or the torch
+    hub cache where torch-fidelity downloads it. The file is checked with
+    ``torch.load(weights_only=True)`` first (torch-fidelity itself loads it unrestricted)."""
+
+    name = "inception-v3-compat"
+
+    def __init__(
+        self, weights_path: str | Path | None = None, device="cpu", batch_size: int = 64
+    ) -> None:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        path = Path(weights_path) if weights_path else default_inception_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Inception weights not found at {path}. Download {INCEPTION_URL} and pass "
+                f"fid.weights_path=/path/to/{INCEPTION_FILE} (or put it at {default_inception_path()})"
+            )
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(
+                f"refusing Inception weights {path}: not a plain state dict ({e})"
+            ) from None
+        self.model = FeatureExtractorInceptionV3(
+            "inception-v3-compat",
+            ["2048"],
+            feature_extractor_weights_path=str(path),
+            feature_extractor_internal_dtype="float64",
+        ).to(device)
+        self.device, self.batch_size = device, batch_size
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor) -> Tensor:
+        feats = []
+        for chunk in x.split(self.batch_size):
+            img = to_uint8(chunk)
+            if img.shape[1] == 1:
+                img = img.repeat(1, 3, 1, 1)
+            feats.append(self.model(img.to(self.device))[0].double().cpu())
+        return torch.cat(feats) if feats else torch.zeros(0, 2048, dtype=torch.float64)
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN for grey digit images of any size: two conv blocks, global pooling, a 128-d
+    feature layer, and class logits."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.feature = nn.Sequential(nn.Flatten(), nn.Linear(512, 128), nn.ReLU())
+        self.head = nn.Linear(128, num_classes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.feature(self.conv(x))
+        return f, self.head(f)
+
+
+def train_classifier(
+    x: Tensor, y: Tensor, num_classes: int, epochs: int = 30, seed: int = 0, batch_size: int = 128
+) -> DigitClassifier:
+    """Fit :class:`DigitClassifier` on ``(x, y)`` with a fixed seed (deterministic on the CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = DigitClassifier(num_classes, x.shape[1])
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), batch_size):
+            idx = perm[i : i + batch_size]
+            # light augmentation: one-pixel shifts, so the features are robust to sample jitter
+            xb = torch.roll(
+                x[idx], shifts=tuple(torch.randint(-1, 2, (2,), generator=g).tolist()), dims=(2, 3)
+            )
+            loss = F.cross_entropy(model(xb)[1], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+class ClassifierExtractor(FeatureExtractor):
+    """Features and class probabilities from a :class:`DigitClassifier` trained on the real
+    training split, cached in ``cache_dir`` keyed by dataset name and the data itself."""
+
+    def __init__(
+        self,
+        train_x: Tensor,
+        train_y: Tensor,
+        num_classes: int,
+        dataset: str,
+        cache_dir: str | Path,
+        seed: int = 0,
+        epochs: int = 30,
+    ) -> None:
+        self.name = f"classifier-{dataset}"
+        digest = hashlib.sha1(
+            to_uint8(train_x).numpy().tobytes() + train_y.numpy().tobytes()
+        ).hexdigest()[:12]
+        path = Path(cache_dir) / f"{self.name}-seed{seed}-{digest}.pt"
+        self.model = DigitClassifier(num_classes, train_x.shape[1])
+        if path.is_file():
+            self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        else:
+            self.model = train_classifier(train_x, train_y, num_classes, epochs, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{torch.randint(1 << 30, ()).item()}")
+            torch.save(self.model.state_dict(), tmp)
+            tmp.replace(path)
+        self.model = self.model.double().eval()
+        self.num_classes = num_classes
+
+    @torch.no_grad()
+    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = to_uint8(x).double() / 127.5 - 1.0  # score what a saved image would show
+        f, logits = self.model(x)
+        return f, logits.softmax(-1)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.features_and_probs(x)[0]
+
+    def accuracy(self, x: Tensor, y: Tensor) -> float:
+        return float((self.features_and_probs(x)[1].argmax(1) == y).double().mean())
+
+
+def classifier_scores(probs: Tensor, num_classes: int, threshold: float = 0.9) -> dict:
+    """Classification-based scores of generated digits: the share the classifier is confident
+    about, the class histogram, and its entropy relative to uniform (1 = all classes equally)."""
+    pred = probs.argmax(1)
+    hist = torch.bincount(pred, minlength=num_classes).double()
+    p = hist / hist.sum().clamp(min=1)
+    entropy = float(
+        -(p[p > 0] * p[p > 0].log()).sum() / torch.log(torch.tensor(float(num_classes)))
+    )
+    return {
+        "confident_share": float((probs.max(1).values > threshold).double().mean()),
+        "class_histogram": hist.long().tolist(),
+        "class_entropy": entropy,
+    }

@@ -1,0 +1,293 @@
+"""Sampling and scoring a checkpoint on every device: the library calls behind sample.py and
+evaluate.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ddpm.checkpoint import checkpoint_config, load_checkpoint, load_network, load_schedule
+from ddpm.evaluation.distributed import gather_in_order, shard
+from ddpm.evaluation.extractors import (
+    ClassifierExtractor,
+    FeatureExtractor,
+    IdentityExtractor,
+    InceptionExtractor,
+    classifier_scores,
+)
+from ddpm.evaluation.metrics import (
+    feature_statistics,
+    frechet_distance,
+    kernel_inception_distance,
+    mmd_rbf,
+    precision_recall,
+    sliced_wasserstein,
+)
+from ddpm.figures import save_image_grid, save_scatter, save_strip, to_uint8
+from ddpm.losses import full_vlb
+from ddpm.samplers.draw import SamplerSpec, draw_samples
+from ddpm.schedule import Schedule
+
+
+def progress_bar(description: str, enabled: bool = True):
+    """A rich progress bar over an iterable (a no-op wrapper when disabled)."""
+
+    def wrap(items):
+        if not enabled:
+            return items
+        from rich.progress import track
+
+        return track(list(items), description=description, transient=True)
+
+    return wrap
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint turned back into objects."""
+
+    net: nn.Module
+    schedule: Schedule
+    config: dict
+    path: Path
+
+    @property
+    def prediction(self) -> str:
+        return self.config["model"]["prediction"]
+
+    @property
+    def shape(self) -> list[int]:
+        return self.config["data_shape"]
+
+    @property
+    def is_image(self) -> bool:
+        return self.config.get("data_kind", "image") == "image"
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.config.get("num_classes") if self.config["model"].get("conditional") else None
+
+
+def load_model(ckpt_path: str | Path, use_ema: bool = True, device="cpu") -> LoadedModel:
+    """Checkpoint -> network (EMA weights by default) + schedule + the run's config."""
+    ckpt = load_checkpoint(ckpt_path)
+    config = checkpoint_config(ckpt, ckpt_path)
+    net = load_network(ckpt, config, use_ema, ckpt_path).to(device)
+    return LoadedModel(net, load_schedule(config), config, Path(ckpt_path))
+
+
+def check_labels(model: LoadedModel, class_label) -> None:
+    if class_label is None:
+        return
+    if model.num_classes is None:
+        raise ValueError(
+            f"class_label={class_label} needs a class-conditional checkpoint (model.conditional=true); {model.path} is unconditional"
+        )
+    labels = class_label if isinstance(class_label, (list, tuple)) else [class_label]
+    for c in labels:
+        if not isinstance(c, int) or not 0 <= c < model.num_classes:
+            raise ValueError(
+                f"class_label={c!r} is not valid; the checkpoint's dataset has classes 0..{model.num_classes - 1}"
+            )
+
+
+def make_labels(model: LoadedModel, class_label, n: int) -> Tensor | None:
+    """One label per sample: a single class, a list cycled over the samples, or ``None``."""
+    check_labels(model, class_label)
+    if class_label is None:
+        return None
+    labels = class_label if isinstance(class_label, (list, tuple)) else [class_label]
+    return torch.tensor(labels, dtype=torch.long).repeat(n // len(labels) + 1)[:n]
+
+
+def draw_distributed(
+    fabric: L.Fabric | None,
+    model: LoadedModel,
+    spec: SamplerSpec,
+    num_samples: int,
+    seed: int,
+    batch_size: int,
+    labels: Tensor | None = None,
+    guidance_scale: float = 1.0,
+    trajectory: bool = False,
+    show_progress: bool = True,
+) -> tuple[Tensor, dict]:
+    """All ``num_samples`` samples, each rank drawing its block of indices; identical on every rank
+    and for any world size or batch size."""
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(num_samples, rank, world)
+    device = fabric.device if fabric else "cpu"
+    local, info = draw_samples(
+        model.net,
+        model.schedule,
+        model.shape,
+        idx,
+        seed,
+        spec,
+        model.prediction,
+        batch_size,
+        labels[idx.start : idx.stop] if labels is not None else None,
+        guidance_scale,
+        device,
+        return_trajectory=trajectory and rank == 0,
+        progress=progress_bar(f"sampling ({spec.method})", show_progress and rank == 0),
+    )
+    return gather_in_order(fabric, local, num_samples), info
+
+
+def write_samples(
+    out_dir: Path,
+    x: Tensor,
+    model: LoadedModel,
+    labels: Tensor | None = None,
+    trajectory: list[Tensor] | None = None,
+    reference: Tensor | None = None,
+) -> None:
+    """``samples.npz`` (``samples`` float32 in data space, ``images`` uint8 NHWC for images,
+    ``labels``), ``samples.png`` and ``trajectory.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {"samples": x.float().numpy()}
+    if model.is_image:
+        arrays["images"] = to_uint8(x).permute(0, 2, 3, 1).numpy()
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    np.savez(out_dir / "samples.npz", **arrays)
+    if model.is_image:
+        save_image_grid(x[:256], out_dir / "samples.png")
+    else:
+        save_scatter(x, out_dir / "samples.png", reference)
+    if trajectory:
+        picks = np.linspace(0, len(trajectory) - 1, min(10, len(trajectory))).round().astype(int)
+        frames = [trajectory[i][: 8 if model.is_image else len(trajectory[i])] for i in picks]
+        save_strip(frames, out_dir / "trajectory.png", [f"step {i}" for i in picks], reference)
+
+
+def build_datamodule(config: dict):
+    from hydra.utils import instantiate
+
+    return instantiate(config["dataset"])
+
+
+def dataset_tensors(ds, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    n = len(ds) if limit is None else min(limit, len(ds))
+    items = [ds[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def make_extractor(
+    model: LoadedModel, datamodule, weights_path: str | None, cache_dir: Path, device="cpu"
+) -> FeatureExtractor:
+    """Inception for RGB, a trained digit classifier for 1-channel images, identity for points."""
+    if not model.is_image:
+        return IdentityExtractor()
+    if model.shape[0] == 3:
+        return InceptionExtractor(weights_path, device)
+    x, y = dataset_tensors(datamodule.train_set)
+    num_classes = datamodule.info.num_classes or int(y.max()) + 1
+    return ClassifierExtractor(x, y, num_classes, datamodule.info.name, cache_dir)
+
+
+def real_features(
+    extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test"
+) -> Tensor:
+    """Features of the real split, cached on disk (float64) by dataset, split and extractor."""
+    path = cache_dir / f"features-{datamodule.info.name}-{split}-{extractor.name}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    x, _ = dataset_tensors(datamodule.test_set)
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    feats = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
+    if rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(feats, path)
+    return feats
+
+
+def score_samples(x: Tensor, extractor: FeatureExtractor, real: Tensor, fabric) -> dict:
+    """FID (+ KID, precision/recall, or point-cloud distances) of samples against real features."""
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    fake = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
+    metrics = {
+        "fid": frechet_distance(*feature_statistics(fake), *feature_statistics(real)),
+        "feature_extractor": extractor.name,
+    }
+    if isinstance(extractor, IdentityExtractor):
+        metrics["sliced_wasserstein"] = sliced_wasserstein(fake, real)
+        metrics["mmd"] = mmd_rbf(fake[:2000], real[:2000])
+        return metrics
+    kid, kid_std = kernel_inception_distance(
+        fake, real, subset_size=min(1000, len(fake), len(real))
+    )
+    prec, rec = precision_recall(real[:5000], fake[:5000])
+    metrics.update(kid=kid, kid_std=kid_std, precision=prec, recall=rec)
+    if isinstance(extractor, ClassifierExtractor):
+        _, probs = extractor.features_and_probs(x)
+        metrics.update(classifier_scores(probs, extractor.num_classes))
+    return metrics
+
+
+def bits_per_dim(
+    fabric,
+    model: LoadedModel,
+    datamodule,
+    seed: int,
+    batch_size: int,
+    timesteps_per_call: int = 10,
+    limit: int | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """The full VLB (Prop. 2) in bits/dim on the test split (Ho et al. Table 2 protocol), split
+    over devices by example."""
+    x, _ = dataset_tensors(datamodule.test_set, limit)
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    device = fabric.device if fabric else "cpu"
+    decoder = "discretized" if model.is_image else "gaussian"
+    variance = model.config["model"]["variance"]
+    totals = []
+    bar = progress_bar("bits/dim", show_progress and rank == 0)
+    starts = range(idx.start, idx.stop, batch_size)
+    for start in bar(starts):
+        xb = x[start : min(start + batch_size, idx.stop)].to(device)
+        g = torch.Generator().manual_seed(seed * 7919 + start)
+        res = full_vlb(
+            model.schedule,
+            lambda xt, k: model.net(xt, k, None),
+            xb,
+            model.prediction,
+            variance,
+            decoder,
+            timesteps_per_call=timesteps_per_call,
+            generator=g,
+        )
+        totals.append(torch.stack([res["total"], res["prior"], res["decoder"]], 1).cpu())
+    local = torch.cat(totals) if totals else torch.zeros(0, 3, dtype=torch.float64)
+    allv = gather_in_order(fabric, local, len(x))
+    return {
+        "bpd": float(allv[:, 0].mean()),
+        "bpd_prior": float(allv[:, 1].mean()),
+        "bpd_decoder": float(allv[:, 2].mean()),
+        "bpd_num_examples": len(x),
+    }
+
+
+def write_metrics(out_dir: Path, metrics: dict) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t

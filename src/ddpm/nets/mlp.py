@@ -1,0 +1,45 @@
+"""An MLP denoiser with a time embedding, for 2-D toy data."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ddpm.nets.embeddings import ClassEmbedding, TimeEmbedding
+
+
+class MLP(nn.Module):
+    """``net(x_t, k, y=None)`` for points ``x_t`` of shape ``(N, dim)``: residual SiLU layers, the
+    time (and optional class) embedding added at every layer."""
+
+    def __init__(
+        self,
+        dim: int = 2,
+        hidden: int = 256,
+        depth: int = 4,
+        time_dim: int = 128,
+        num_classes: int | None = None,
+        class_cond: bool = False,
+        learn_sigma: bool = False,
+    ) -> None:
+        super().__init__()
+        self.time_embed = TimeEmbedding(time_dim, hidden)
+        self.class_embed = (
+            ClassEmbedding(num_classes, hidden) if class_cond and num_classes else None
+        )
+        self.inp = nn.Linear(dim, hidden)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+            for _ in range(depth)
+        )
+        self.out = nn.Sequential(
+            nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, dim * (2 if learn_sigma else 1))
+        )
+
+    def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
+        emb = self.time_embed(k)
+        if self.class_embed is not None:
+            emb = emb + self.class_embed(y, x.shape[0], x.device)
+        h = self.inp(x)
+        for layer in self.layers:
+            h = h + layer(h + emb)
+        return self.out(h)

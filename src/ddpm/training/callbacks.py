@@ -1,0 +1,147 @@
+"""Callbacks: sample grids from the EMA weights, the forward-noising figure, safe last checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ddpm.diffusion import q_sample
+from ddpm.figures import save_image_grid, save_scatter, save_strip
+from ddpm.samplers.draw import SamplerSpec
+from ddpm.training.errors import NonFiniteLossError
+
+
+def _log_image(trainer: L.Trainer, key: str, path: Path, step: int) -> None:
+    """Send a saved PNG to image-capable loggers (TensorBoard, W&B); CSV has no images."""
+    import numpy as np
+    from PIL import Image
+
+    for logger in trainer.loggers:
+        exp = getattr(logger, "experiment", None)
+        name = type(logger).__name__
+        if name == "TensorBoardLogger":
+            arr = np.asarray(Image.open(path).convert("RGB"))
+            exp.add_image(key, arr, step, dataformats="HWC")
+        elif name == "WandbLogger":
+            logger.log_image(key=key, images=[str(path)], step=step)
+
+
+def _reference_points(trainer: L.Trainer, n: int = 2000) -> torch.Tensor | None:
+    dm = trainer.datamodule
+    ds = dm.test_set
+    return torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
+
+
+class SampleGrid(Callback):
+    """Every ``every_n_steps`` (and at the end of training) draw ``num_samples`` with the EMA
+    weights, the same seeded noise each time, and save ``dirpath/step_XXXXXXX.png`` (a grid, or
+    a scatter over the data for 2-D sets); also sent to the logger as an image."""
+
+    def __init__(
+        self,
+        dirpath: str = "samples",
+        every_n_steps: int = 1000,
+        num_samples: int = 64,
+        sampler: dict | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.dirpath, self.every_n_steps, self.num_samples = (
+            Path(dirpath),
+            every_n_steps,
+            num_samples,
+        )
+        self.spec, self.seed = SamplerSpec.from_dict(sampler or {}), seed
+        self._last_step = -1
+
+    def _draw(self, trainer: L.Trainer, module) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or step == self._last_step:
+            return
+        self._last_step = step
+        labels = None
+        if module.hparams.conditional and module.hparams.run_config.get("num_classes"):
+            nc = module.hparams.run_config["num_classes"]
+            labels = torch.arange(self.num_samples, device=module.device) % nc
+        x = module.generate(self.num_samples, self.seed, self.spec, labels=labels)
+        path = self.dirpath / f"step_{step:07d}.png"
+        if x.ndim == 4:
+            nrow = module.hparams.run_config.get("num_classes") if labels is not None else None
+            save_image_grid(x, path, nrow=nrow)
+        else:
+            save_scatter(x, path, _reference_points(trainer), title=f"step {step}")
+        _log_image(trainer, "samples", path, step)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self._draw(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._draw(trainer, module)
+
+
+class ForwardNoisingFigure(Callback):
+    """At the start of training: a batch at ``x_0`` and at several ``t`` of the forward process
+    (eq. 31), as the seed's homework shows, in ``dirpath/forward_noising.png``."""
+
+    def __init__(self, dirpath: str = "samples", num_images: int = 8, num_steps: int = 8) -> None:
+        self.dirpath, self.num_images, self.num_steps = Path(dirpath), num_images, num_steps
+
+    def on_train_start(self, trainer, module) -> None:
+        if not trainer.is_global_zero or trainer.global_step > 0:
+            return
+        ds = trainer.datamodule.train_set
+        n = self.num_images if ds[0][0].ndim == 3 else min(len(ds), 2000)
+        x0 = torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
+        s = module.schedule
+        ks = torch.linspace(0, s.num_timesteps - 1, self.num_steps).round().long()
+        g = torch.Generator().manual_seed(0)
+        noise = torch.randn(x0.shape, generator=g)
+        frames = [x0] + [q_sample(s, x0, torch.full((len(x0),), int(k)), noise) for k in ks]
+        labels = ["x_0"] + [f"t={int(k) + 1}" for k in ks]
+        save_strip(frames, self.dirpath / "forward_noising.png", labels)
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a kill mid-save leaves the
+    previous file intact. Errors name the path (disk full, permissions)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not save checkpoint to {path}: {e.strerror}") from e
+
+
+class LastCheckpoint(Callback):
+    """Owns ``last.ckpt``: refreshed every ``every_n_train_steps``, written at the end of training,
+    and on Ctrl-C, SIGTERM or a crash before exiting, unless the run stopped on a non-finite loss
+    (the weights may be poisoned: the last good checkpoint is kept). Writes are atomic
+    (:class:`ddpm.training.checkpoint_io.AtomicCheckpointIO`)."""
+
+    def __init__(self, dirpath: str = "checkpoints", every_n_train_steps: int = 1000) -> None:
+        self.dirpath, self.every_n_train_steps = Path(dirpath), every_n_train_steps
+
+    def _save(self, trainer) -> None:
+        trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every_n_train_steps > 0 and trainer.global_step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._save(trainer)
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        if isinstance(exception, NonFiniteLossError) or trainer.global_step == 0:
+            return
+        self._save(trainer)

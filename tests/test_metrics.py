@@ -1,0 +1,70 @@
+"""FID and friends against closed forms."""
+
+import math
+
+import pytest
+import scipy.linalg
+import torch
+
+from ddpm.evaluation.distributed import shard
+from ddpm.evaluation.metrics import (
+    feature_statistics,
+    frechet_distance,
+    kernel_inception_distance,
+    precision_recall,
+    sliced_wasserstein,
+)
+
+
+def test_frechet_distance_commuting_covariances_closed_form():
+    mu1, mu2 = torch.tensor([1.0, 2.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    d1, d2 = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 0.25])
+    expected = ((mu1 - mu2) ** 2).sum() + ((d1.sqrt() - d2.sqrt()) ** 2).sum()
+    got = frechet_distance(mu1, torch.diag(d1), mu2, torch.diag(d2))
+    assert got == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_frechet_distance_general_covariances_against_scipy(gen):
+    a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    b = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    s1, s2 = a @ a.T + 0.1 * torch.eye(6), b @ b.T + 0.1 * torch.eye(6)
+    mu1, mu2 = (
+        torch.randn(6, generator=gen, dtype=torch.float64),
+        torch.randn(6, generator=gen, dtype=torch.float64),
+    )
+    covmean = scipy.linalg.sqrtm(s1.numpy() @ s2.numpy()).real
+    expected = float(
+        ((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * covmean.trace()
+    )
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_feature_statistics_are_float64_and_unbiased(gen):
+    x = torch.randn(20_000, 3, generator=gen) * torch.tensor([1.0, 2.0, 0.5]) + 1.0
+    mu, cov = feature_statistics(x)
+    assert mu.dtype == torch.float64 and cov.dtype == torch.float64
+    assert torch.allclose(mu, torch.ones(3, dtype=torch.float64), atol=0.05)
+    assert torch.allclose(
+        cov.diag(), torch.tensor([1.0, 4.0, 0.25], dtype=torch.float64), rtol=0.05
+    )
+
+
+def test_kid_precision_recall_and_swd_separate_same_from_different(gen):
+    x = torch.randn(800, 8, generator=gen)
+    y = torch.randn(800, 8, generator=gen)
+    z = torch.randn(800, 8, generator=gen) + 2.0
+    assert abs(kernel_inception_distance(x, y, subset_size=400)[0]) < 0.02
+    assert kernel_inception_distance(x, z, subset_size=400)[0] > 0.5
+    p, r = precision_recall(x, y)
+    assert p > 0.8 and r > 0.8
+    p, r = precision_recall(x, z)
+    assert p < 0.2 and r < 0.2
+    assert sliced_wasserstein(x, y) < 0.15 < sliced_wasserstein(x, z)
+
+
+@pytest.mark.parametrize("n,world", [(10, 1), (10, 2), (7, 3), (2, 4)])
+def test_shards_cover_every_index_once(n, world):
+    covered = [i for r in range(world) for i in shard(n, r, world)]
+    assert covered == list(range(n))
+    assert max(len(shard(n, r, world)) for r in range(world)) == math.ceil(n / world) or n < world

@@ -1,0 +1,102 @@
+"""The LightningModule, EMA and timestep sampling, in-process on tiny data."""
+
+import lightning as L
+import pytest
+import torch
+
+from ddpm.data import Toy2DDataModule
+from ddpm.nets import MLP
+from ddpm.schedule import make_schedule
+from ddpm.training import DiffusionModule, NonFiniteLossError
+from ddpm.training.ema import ema_decay_at, ema_update
+from ddpm.training.timestep_sampler import ImportanceSampler
+
+
+def _module(**kw):
+    cfg = {"data_shape": [2], "num_classes": None}
+    return DiffusionModule(
+        MLP(dim=2, hidden=64, depth=2),
+        make_schedule("linear", 100),
+        decoder="gaussian",
+        lr=3e-3,
+        run_config=cfg,
+        ema_decay=0.9,
+        **kw,
+    )
+
+
+def _fit(module, steps, size=256):
+    L.seed_everything(0)
+    dm = Toy2DDataModule("gaussians", size=size, test_size=64, batch_size=64)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, dm)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    "prediction,loss", [("eps", "simple"), ("v", "min_snr"), ("mu", "simple"), ("x0", "vlb")]
+)
+def test_loss_falls_when_overfitting_a_tiny_set(prediction, loss):
+    module = _module(prediction=prediction, loss=loss)
+    dm = Toy2DDataModule("gaussians", size=256, test_size=64, batch_size=256)
+    x0, y = next(iter(dm.train_dataloader()))
+    g = torch.Generator().manual_seed(1)
+    before = module._losses(x0, y, g)[0]["mse"].mean().item()
+    _fit(module, 300)
+    g = torch.Generator().manual_seed(1)
+    after = module._losses(x0, y, g)[0]["mse"].mean().item()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_ema_tracks_the_weights_with_warmup():
+    assert ema_decay_at(0, 0.9999, True) == pytest.approx(0.1)
+    assert ema_decay_at(10**6, 0.9999, True) == 0.9999
+    assert ema_decay_at(0, 0.9, False) == 0.9
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    ema_update(a, b, 0.75)
+    assert torch.allclose(a.weight, 0.75 * before + 0.25 * b.weight)
+
+
+def test_module_updates_ema_every_step_and_ema_differs_from_raw():
+    module = _module()
+    _fit(module, 20)
+    assert module._ema_updates == 20
+    raw = torch.cat([p.flatten() for p in module.net.parameters()])
+    ema = torch.cat([p.flatten() for p in module.ema.parameters()])
+    assert not torch.allclose(raw, ema)
+    assert all(not p.requires_grad for p in module.ema.parameters())
+
+
+def test_importance_sampler_is_unbiased_and_follows_loss_scale():
+    T = 4
+    s = ImportanceSampler(T, history=3, uniform_prob=0.0)
+    losses = torch.tensor([1.0, 2.0, 4.0, 8.0], dtype=torch.float64)
+    for _ in range(3):
+        s.update(torch.arange(T), losses)
+    p = s.probs()
+    assert torch.allclose(p, losses / losses.sum())
+    torch.manual_seed(0)
+    k, w = s.sample(200_000, "cpu")
+    estimate = (w.double() * losses[k]).mean()
+    assert estimate.item() == pytest.approx(losses.mean().item(), rel=0.02)
+
+
+def test_non_finite_loss_stops_with_the_step():
+    module = _module()
+
+    class Broken(torch.nn.Module):
+        def forward(self, x, k, y=None):
+            return x * float("nan")
+
+    module._forward_net = Broken()
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 0"):
+        _fit(module, 5)
