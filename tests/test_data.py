@@ -87,8 +87,8 @@ def test_cifar10_from_a_fake_batch_file_and_missing_message(tmp_path):
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {
-            b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
-            b"labels": list(range(4)),
+            "data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+            "labels": list(range(4)),
         }
         with open(root / name, "wb") as f:
             pickle.dump(batch, f)

@@ -41,19 +41,25 @@ def _fit(module, steps, size=256):
     return trainer
 
 
+# Each objective judged by its own loss on the training points. The v/min-SNR loss keeps a large
+# irreducible part (the denoiser's real uncertainty on an 8-component mixture), hence its factor.
 @pytest.mark.parametrize(
-    "prediction,loss", [("eps", "simple"), ("v", "min_snr"), ("mu", "simple"), ("x0", "vlb")]
+    "prediction,loss,factor",
+    [("eps", "simple", 0.3), ("v", "min_snr", 0.8), ("mu", "simple", 0.1), ("x0", "vlb", 0.1)],
 )
-def test_loss_falls_when_overfitting_a_tiny_set(prediction, loss):
+def test_loss_falls_when_overfitting_a_tiny_set(prediction, loss, factor):
     module = _module(prediction=prediction, loss=loss)
     dm = Toy2DDataModule("gaussians", size=256, test_size=64, batch_size=256)
     x0, y = next(iter(dm.train_dataloader()))
-    g = torch.Generator().manual_seed(1)
-    before = module._losses(x0, y, g)[0]["mse"].mean().item()
+    x0, y = x0.repeat(8, 1), y.repeat(8)
+
+    def objective() -> float:
+        return module._losses(x0, y, torch.Generator().manual_seed(1))[0]["loss"].mean().item()
+
+    before = objective()
     _fit(module, 300)
-    g = torch.Generator().manual_seed(1)
-    after = module._losses(x0, y, g)[0]["mse"].mean().item()
-    assert after < 0.5 * before, (before, after)
+    after = objective()
+    assert after < factor * before, (before, after)
 
 
 def test_ema_tracks_the_weights_with_warmup():
