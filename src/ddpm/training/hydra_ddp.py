@@ -50,9 +50,12 @@ def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 def install() -> None:
     """Make Lightning's subprocess launcher use :func:`hydra_job_command`."""
-    from lightning.fabric.strategies.launchers import subprocess_script
+    from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
+    from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 
-    subprocess_script._hydra_subprocess_cmd = hydra_job_command
+    # lightning.pytorch imports the function by name, so both bindings are replaced.
+    fabric_launcher._hydra_subprocess_cmd = hydra_job_command
+    trainer_launcher._hydra_subprocess_cmd = hydra_job_command
 
 
 @contextlib.contextmanager
