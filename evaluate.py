@@ -13,15 +13,13 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ddpm.cli import user_errors
-from ddpm.config import ConfigError, validate_sampler
-from ddpm.evaluation.distributed import make_fabric
 from ddpm.evaluation.runner import (
     bits_per_dim,
     build_datamodule,
     draw_distributed,
-    load_model,
+    launch,
+    load_for_sampling,
     make_extractor,
-    make_labels,
     real_features,
     score_samples,
     write_metrics,
@@ -32,22 +30,12 @@ from ddpm.samplers.draw import SamplerSpec
 @user_errors
 def run(cfg: dict) -> None:
     start = time.perf_counter()
-    if not cfg["ckpt"]:
-        raise ConfigError("ckpt is required: python evaluate.py ckpt=path/to/checkpoints/last.ckpt")
-    if not isinstance(cfg["num_samples"], int) or cfg["num_samples"] < 2:
-        raise ConfigError(
-            f"num_samples={cfg['num_samples']!r} is not valid; it must be an integer >= 2"
-        )
-    model = load_model(cfg["ckpt"], cfg["use_ema"])
-    validate_sampler(cfg, model.schedule.num_timesteps)
-    labels = make_labels(model, cfg["class_label"], cfg["num_samples"])
+    model, labels = load_for_sampling(cfg, "evaluate.py", min_samples=2)
     datamodule = build_datamodule(model.config)
     datamodule.check_available()
     cache_dir = Path(cfg["fid"]["cache_dir"])
     extractor = make_extractor(model, datamodule, cfg["fid"]["weights_path"], cache_dir)
-    t = cfg["trainer"]
-    fabric = make_fabric(t["accelerator"], t["devices"], t["num_nodes"], t["precision"])
-    model.net.to(fabric.device)
+    fabric = launch(cfg, model)
     spec = SamplerSpec.from_dict(cfg["sampler"])
     real = real_features(extractor, datamodule, cache_dir, fabric)
     x, info = draw_distributed(

@@ -12,14 +12,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ddpm.cli import user_errors
-from ddpm.config import ConfigError, validate_sampler
-from ddpm.evaluation.distributed import make_fabric
 from ddpm.evaluation.runner import (
     build_datamodule,
     dataset_tensors,
     draw_distributed,
-    load_model,
-    make_labels,
+    launch,
+    load_for_sampling,
     write_samples,
 )
 from ddpm.samplers.draw import SamplerSpec
@@ -27,18 +25,8 @@ from ddpm.samplers.draw import SamplerSpec
 
 @user_errors
 def run(cfg: dict) -> None:
-    if not cfg["ckpt"]:
-        raise ConfigError("ckpt is required: python sample.py ckpt=path/to/checkpoints/last.ckpt")
-    if not isinstance(cfg["num_samples"], int) or cfg["num_samples"] < 1:
-        raise ConfigError(
-            f"num_samples={cfg['num_samples']!r} is not valid; it must be a positive integer"
-        )
-    model = load_model(cfg["ckpt"], cfg["use_ema"])
-    validate_sampler(cfg, model.schedule.num_timesteps)
-    labels = make_labels(model, cfg["class_label"], cfg["num_samples"])
-    t = cfg["trainer"]
-    fabric = make_fabric(t["accelerator"], t["devices"], t["num_nodes"], t["precision"])
-    model.net.to(fabric.device)
+    model, labels = load_for_sampling(cfg, "sample.py")
+    fabric = launch(cfg, model)
     x, info = draw_distributed(
         fabric,
         model,

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checkpoint import checkpoint_config, load_checkpoint, load_network, load_schedule
-from ddpm.evaluation.distributed import gather_in_order, shard
+from ddpm.config import ConfigError, validate_sampler
+from ddpm.evaluation.distributed import gather_in_order, make_fabric, shard
 from ddpm.evaluation.extractors import (
     ClassifierExtractor,
     FeatureExtractor,
@@ -81,6 +82,29 @@ def load_model(ckpt_path: str | Path, use_ema: bool = True, device="cpu") -> Loa
     config = checkpoint_config(ckpt, ckpt_path)
     net = load_network(ckpt, config, use_ema, ckpt_path).to(device)
     return LoadedModel(net, load_schedule(config), config, Path(ckpt_path))
+
+
+def load_for_sampling(
+    cfg: dict, script: str, min_samples: int = 1
+) -> tuple[LoadedModel, Tensor | None]:
+    """What sample.py and evaluate.py check before any work: the checkpoint (loaded safely), the
+    sampler against its schedule, the sample count and the class labels."""
+    if not cfg["ckpt"]:
+        raise ConfigError(f"ckpt is required: python {script} ckpt=path/to/checkpoints/last.ckpt")
+    n = cfg["num_samples"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < min_samples:
+        raise ConfigError(f"num_samples={n!r} is not valid; it must be an integer >= {min_samples}")
+    model = load_model(cfg["ckpt"], cfg["use_ema"])
+    validate_sampler(cfg, model.schedule.num_timesteps)
+    return model, make_labels(model, cfg["class_label"], n)
+
+
+def launch(cfg: dict, model: LoadedModel) -> L.Fabric:
+    """Start one process per device of ``cfg["trainer"]`` and move the network there."""
+    t = cfg["trainer"]
+    fabric = make_fabric(t["accelerator"], t["devices"], t["num_nodes"], t["precision"])
+    model.net.to(fabric.device)
+    return fabric
 
 
 def check_labels(model: LoadedModel, class_label) -> None:

@@ -48,3 +48,22 @@ class ClassEmbedding(nn.Module):
             y = torch.full((batch,), self.num_classes, device=device, dtype=torch.long)
         y = torch.where(y < 0, torch.full_like(y, self.num_classes), y.long())
         return self.table(y)
+
+
+def class_embedding(num_classes: int | None, class_cond: bool, dim: int) -> ClassEmbedding | None:
+    """The class embedding a network gets when it is class-conditional, else ``None``."""
+    return ClassEmbedding(num_classes, dim) if class_cond and num_classes else None
+
+
+def condition(
+    time_embed: TimeEmbedding,
+    class_embed: ClassEmbedding | None,
+    k: Tensor,
+    y: Tensor | None,
+    x: Tensor,
+) -> Tensor:
+    """The conditioning vector every block sees: time embedding plus (optional) class embedding."""
+    emb = time_embed(k)
+    if class_embed is not None:
+        emb = emb + class_embed(y, x.shape[0], x.device)
+    return emb

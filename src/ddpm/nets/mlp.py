@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ddpm.nets.embeddings import ClassEmbedding, TimeEmbedding
+from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
 class MLP(nn.Module):
@@ -23,9 +23,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         self.time_embed = TimeEmbedding(time_dim, hidden)
-        self.class_embed = (
-            ClassEmbedding(num_classes, hidden) if class_cond and num_classes else None
-        )
+        self.class_embed = class_embedding(num_classes, class_cond, hidden)
         self.inp = nn.Linear(dim, hidden)
         self.layers = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -36,9 +34,7 @@ class MLP(nn.Module):
         )
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        emb = self.time_embed(k)
-        if self.class_embed is not None:
-            emb = emb + self.class_embed(y, x.shape[0], x.device)
+        emb = condition(self.time_embed, self.class_embed, k, y, x)
         h = self.inp(x)
         for layer in self.layers:
             h = h + layer(h + emb)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ddpm.nets.embeddings import ClassEmbedding, TimeEmbedding
+from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
 class Block(nn.Module):
@@ -48,9 +48,7 @@ class SimpleUNet(nn.Module):
             )
         out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
         self.time_embed = TimeEmbedding(time_dim, time_dim)
-        self.class_embed = (
-            ClassEmbedding(num_classes, time_dim) if class_cond and num_classes else None
-        )
+        self.class_embed = class_embedding(num_classes, class_cond, time_dim)
         self.down = nn.ModuleList()
         cur = in_channels
         for c in channels:
@@ -66,9 +64,7 @@ class SimpleUNet(nn.Module):
         self.out = nn.Conv2d(cur, out_channels, 1)
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        emb = self.time_embed(k)
-        if self.class_embed is not None:
-            emb = emb + self.class_embed(y, x.shape[0], x.device)
+        emb = condition(self.time_embed, self.class_embed, k, y, x)
         skips = []
         for i, block in enumerate(self.down):
             if i:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ddpm.nets.embeddings import ClassEmbedding, TimeEmbedding
+from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
 def group_norm(ch: int) -> nn.GroupNorm:
@@ -110,9 +110,7 @@ class UNet(nn.Module):
         out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
         emb_dim = 4 * ch
         self.time_embed = TimeEmbedding(ch, emb_dim)
-        self.class_embed = (
-            ClassEmbedding(num_classes, emb_dim) if class_cond and num_classes else None
-        )
+        self.class_embed = class_embedding(num_classes, class_cond, emb_dim)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -162,9 +160,7 @@ class UNet(nn.Module):
         return h
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
-        emb = self.time_embed(k)
-        if self.class_embed is not None:
-            emb = emb + self.class_embed(y, x.shape[0], x.device)
+        emb = condition(self.time_embed, self.class_embed, k, y, x)
         h = self.conv_in(x)
         hs = [h]
         for blocks in self.down:
