@@ -64,6 +64,7 @@ def run(cfg: dict) -> None:
                 cfg["bpd_timesteps_per_call"],
                 cfg["bpd_examples"],
                 cfg["progress"],
+                cfg["sampler"]["variance"],
             )
         )
     metrics.update(

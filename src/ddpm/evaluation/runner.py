@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ddpm.analytic_variance import analytic_log_variance
 from ddpm.checkpoint import checkpoint_config, load_checkpoint, load_network, load_schedule
 from ddpm.config import ConfigError, validate_sampler
 from ddpm.evaluation.distributed import gather_in_order, make_fabric, shard
@@ -58,6 +59,23 @@ class LoadedModel:
     schedule: Schedule
     config: dict
     path: Path
+    analytic_gamma: Tensor | None = None
+
+    def variance(self, requested: str) -> str:
+        """The reverse variance actually used: a learned-variance network always uses its own
+        (unless Analytic-DPM is asked for); otherwise the sampler's choice."""
+        if self.config["model"]["variance"] == "learned_range" and requested != "analytic":
+            return "learned_range"
+        if requested == "learned_range":
+            raise ValueError(
+                f"sampler.variance=learned_range needs a learned-variance checkpoint; {self.path} is not one"
+            )
+        if requested == "analytic" and self.analytic_gamma is None:
+            raise ValueError(
+                f"sampler.variance=analytic needs Gamma estimates in {self.path}: run "
+                f"python -m ddpm.evaluation.analytic {self.path}"
+            )
+        return requested
 
     @property
     def prediction(self) -> str:
@@ -81,7 +99,9 @@ def load_model(ckpt_path: str | Path, use_ema: bool = True, device="cpu") -> Loa
     ckpt = load_checkpoint(ckpt_path)
     config = checkpoint_config(ckpt, ckpt_path)
     net = load_network(ckpt, config, use_ema, ckpt_path).to(device)
-    return LoadedModel(net, load_schedule(config), config, Path(ckpt_path))
+    return LoadedModel(
+        net, load_schedule(config), config, Path(ckpt_path), ckpt.get("analytic_gamma")
+    )
 
 
 def load_for_sampling(
@@ -96,6 +116,7 @@ def load_for_sampling(
         raise ConfigError(f"num_samples={n!r} is not valid; it must be an integer >= {min_samples}")
     model = load_model(cfg["ckpt"], cfg["use_ema"])
     validate_sampler(cfg, model.schedule.num_timesteps)
+    cfg["sampler"]["variance"] = model.variance(cfg["sampler"].get("variance", "fixed_small"))
     return model, make_labels(model, cfg["class_label"], n)
 
 
@@ -160,6 +181,7 @@ def draw_distributed(
         labels[idx.start : idx.stop] if labels is not None else None,
         guidance_scale,
         device,
+        analytic_gamma=model.analytic_gamma,
         return_trajectory=trajectory and rank == 0,
         progress=progress_bar(f"sampling ({spec.method})", show_progress and rank == 0),
     )
@@ -268,15 +290,22 @@ def bits_per_dim(
     timesteps_per_call: int = 10,
     limit: int | None = None,
     show_progress: bool = True,
+    variance: str | None = None,
 ) -> dict:
     """The full VLB (Prop. 2) in bits/dim on the test split (Ho et al. Table 2 protocol), split
-    over devices by example."""
+    over devices by example, with the model's reverse variance or ``variance`` (fixed_small,
+    fixed_large, analytic)."""
     x, _ = dataset_tensors(datamodule.test_set, limit)
     rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
     idx = shard(len(x), rank, world)
     device = fabric.device if fabric else "cpu"
     decoder = "discretized" if model.is_image else "gaussian"
-    variance = model.config["model"]["variance"]
+    variance = model.variance(variance or model.config["model"]["variance"])
+    table = (
+        analytic_log_variance(model.schedule, model.analytic_gamma)
+        if variance == "analytic"
+        else None
+    )
     totals = []
     bar = progress_bar("bits/dim", show_progress and rank == 0)
     starts = range(idx.start, idx.stop, batch_size)
@@ -290,6 +319,7 @@ def bits_per_dim(
             model.prediction,
             variance,
             decoder,
+            table,
             timesteps_per_call=timesteps_per_call,
             generator=g,
         )

@@ -72,7 +72,7 @@ def sample(
     order: int = 2,
     rtol: float = 1e-5,
     atol: float = 1e-5,
-    analytic_log_variance: Tensor | None = None,
+    analytic_gamma: Tensor | None = None,
 ):
     """Draw ``x_0`` from ``x_T`` with the chosen sampler.
 
@@ -80,6 +80,8 @@ def sample(
     training schedule, LongTensor of shape (N,)). ``steps`` defaults to T (ignored by ``ode``,
     which adapts). ``generator`` is a ``torch.Generator`` or one per sample (batch-size
     invariance). ``guidance=(scale, uncond_fn)`` applies classifier-free guidance.
+    ``variance`` (ddpm; ddim with ``analytic``): fixed_small, fixed_large, learned_range, or
+    analytic with ``analytic_gamma`` (Analytic-DPM, :mod:`ddpm.analytic_variance`).
 
     Returns ``x_0``, or ``(x_0, info)`` with ``return_info``: ``info["nfe"]`` network calls,
     ``info["timesteps"]`` the step list, ``info["trajectory"]`` the chain with
@@ -99,9 +101,14 @@ def sample(
         trajectory=[x_T.detach().cpu()] if return_trajectory else None,
     )
     if method == "ddpm":
-        x0 = ddpm(den, schedule, x_T, ks, variance, generator, analytic_log_variance)
+        x0 = ddpm(den, schedule, x_T, ks, variance, generator, analytic_gamma)
     elif method == "ddim":
-        x0 = ddim(den, schedule, x_T, ks, eta, generator)
+        gamma = analytic_gamma if variance == "analytic" else None
+        if variance == "analytic" and gamma is None:
+            raise ValueError(
+                "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
+            )
+        x0 = ddim(den, schedule, x_T, ks, eta, generator, gamma)
     elif method == "dpm_solver":
         x0 = dpm_solver(den, schedule, x_T, ks, order)
     else:

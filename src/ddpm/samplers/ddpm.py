@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from ddpm.analytic_variance import analytic_log_variance
 from ddpm.diffusion import learned_range_log_variance
 from ddpm.parameterization import from_x0
 from ddpm.samplers.common import Denoiser, batch_k
@@ -21,7 +22,7 @@ def ddpm(
     ks: Tensor,
     variance: str = "fixed_small",
     generator: Generator = None,
-    analytic_log_variance: Tensor | None = None,
+    analytic_gamma: Tensor | None = None,
 ) -> Tensor:
     """Algorithm 1: ``x_{t-1} = mu_theta(x_t, t) + sigma_t z`` for ``t = T .. 1``, no noise on the
     last step.
@@ -31,9 +32,16 @@ def ddpm(
     chain is a true DDPM of fewer steps rather than a strided shortcut. ``mu_theta`` is the
     posterior mean (eq. 33) of that chain at the model's ``x0`` estimate; ``sigma_t^2`` is
     ``beta_tilde`` (``fixed_small``), ``beta`` (``fixed_large``), the network's interpolation
-    (``learned_range``) or a precomputed table over the kept steps (``analytic``).
+    (``learned_range``) or Analytic-DPM's optimum from ``analytic_gamma`` (one Gamma per step of
+    the training schedule; :mod:`ddpm.analytic_variance`).
     """
     r = respace(schedule, ks)
+    if variance == "analytic":
+        if analytic_gamma is None:
+            raise ValueError(
+                "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
+            )
+        analytic_log_var = analytic_log_variance(r, analytic_gamma[r.timestep_map])
     for j in range(len(r) - 1, -1, -1):
         jj = batch_k(j, x)
         x0, _, v = den(x, batch_k(int(r.timestep_map[j]), x))
@@ -48,7 +56,7 @@ def ddpm(
             elif variance == "learned_range":
                 log_var = learned_range_log_variance(r, v, jj)
             elif variance == "analytic":
-                log_var = float(analytic_log_variance[j])
+                log_var = float(analytic_log_var[j])
             else:
                 raise ValueError(
                     f"unknown variance {variance!r}; choose fixed_small, fixed_large, learned_range or analytic"

@@ -54,7 +54,7 @@ def draw_samples(
     labels: Tensor | None = None,
     guidance_scale: float = 1.0,
     device: torch.device | str = "cpu",
-    analytic_log_variance: Tensor | None = None,
+    analytic_gamma: Tensor | None = None,
     return_trajectory: bool = False,
     progress: Callable | None = None,
 ) -> tuple[Tensor, dict]:
@@ -92,7 +92,7 @@ def draw_samples(
             spacing=spec.spacing,
             variance=spec.variance,
             order=spec.order,
-            analytic_log_variance=analytic_log_variance,
+            analytic_gamma=analytic_gamma,
         )
         out.append(x0.float().cpu())
         nfe = info["nfe"]
