@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ddpm.cli import user_errors
+from ddpm.config import ConfigError
 from ddpm.evaluation.runner import (
     bits_per_dim,
     build_datamodule,
@@ -30,6 +31,9 @@ from ddpm.samplers.draw import SamplerSpec
 @user_errors
 def run(cfg: dict) -> None:
     start = time.perf_counter()
+    bpd = cfg["bpd"]
+    if bpd not in (False, True, "vlb", "ode"):
+        raise ConfigError(f"bpd={bpd!r} is not valid; choose false, true (= vlb) or ode")
     model, labels = load_for_sampling(cfg, "evaluate.py", min_samples=2)
     datamodule = build_datamodule(model.config)
     datamodule.check_available()
@@ -53,7 +57,7 @@ def run(cfg: dict) -> None:
     if labels is not None and "class_histogram" in metrics:
         _, probs = extractor.features_and_probs(x)
         metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
-    if cfg["bpd"]:
+    if bpd:
         metrics.update(
             bits_per_dim(
                 fabric,
@@ -65,6 +69,7 @@ def run(cfg: dict) -> None:
                 cfg["bpd_examples"],
                 cfg["progress"],
                 cfg["sampler"]["variance"],
+                "ode" if bpd == "ode" else "vlb",
             )
         )
     metrics.update(
