@@ -1,0 +1,149 @@
+"""The data module every dataset shares: train/test splits in [-1, 1], optional labels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not on disk; the message names the directory and what to put there."""
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the rest of the framework needs to know about a dataset."""
+
+    name: str
+    shape: tuple[int, ...]  # (C, H, W) for images, (D,) for points
+    num_classes: int | None
+    kind: str  # "image" (quantised to 256 levels) or "points" (continuous)
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    @property
+    def num_dims(self) -> int:
+        return math.prod(self.shape)
+
+
+class CheckedDataset(Dataset):
+    """Returns ``(x, y)`` with ``y = -1`` when there are no labels, and refuses non-finite inputs,
+    naming the index of the offending item."""
+
+    def __init__(self, base: Dataset, name: str) -> None:
+        self.base, self.name = base, name
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        item = self.base[i]
+        x, y = item if isinstance(item, (tuple, list)) else (item, -1)
+        x = torch.as_tensor(x, dtype=torch.float32)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"item {i} of dataset {self.name!r} contains NaN or Inf values")
+        return x, int(y)
+
+
+class TensorPairs(Dataset):
+    """``(x[i], y[i])`` from two tensors, with an optional per-item transform."""
+
+    def __init__(self, x: Tensor, y: Tensor | None = None, transform=None) -> None:
+        self.x, self.y, self.transform = x, y, transform
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        x = self.x[i]
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, (int(self.y[i]) if self.y is not None else -1)
+
+
+def random_hflip(x: Tensor) -> Tensor:
+    return x.flip(-1) if torch.rand(()) < 0.5 else x
+
+
+class DiffusionDataModule(L.LightningDataModule):
+    """Subclasses implement :meth:`build` returning ``(train, test)`` datasets of ``(x, y)``
+    pairs in [-1, 1], and set :attr:`info`."""
+
+    info: DataInfo
+
+    def __init__(self, batch_size: int = 128, num_workers: int = 0, channels: int | None = None,
+                 image_size: int | None = None, num_classes: int | None = None, dim: int | None = None) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers = batch_size, num_workers
+        # What the config declares (networks are sized from it); checked against the data.
+        self.declared = {"channels": channels, "image_size": image_size, "num_classes": num_classes, "dim": dim}
+        self._train: Dataset | None = None
+        self._test: Dataset | None = None
+
+    def check_declared(self) -> None:
+        """The config's ``channels``/``image_size``/``dim``/``num_classes`` must match the data."""
+        shape = self.info.shape
+        actual = {"channels": shape[0], "image_size": shape[-1]} if len(shape) == 3 else {"dim": shape[0]}
+        actual["num_classes"] = self.info.num_classes
+        for key, want in self.declared.items():
+            if want is None or key not in actual:
+                continue
+            if key == "num_classes" and (actual[key] is None or want > actual[key]):
+                raise ValueError(f"dataset.num_classes={want}, but {self.info.name} has {actual[key] or 'no'} classes")
+            if key != "num_classes" and want != actual[key]:
+                raise ValueError(f"dataset.{key}={want}, but {self.info.name} has {key} {actual[key]}")
+
+    def check_available(self) -> None:
+        """Raise before training when the data is not on disk (overridden where it can be)."""
+
+    def build(self) -> tuple[Dataset, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is None:
+            train, test = self.build()
+            self._train = CheckedDataset(train, self.info.name)
+            self._test = CheckedDataset(test, self.info.name)
+
+    @property
+    def train_set(self) -> Dataset:
+        self.setup()
+        return self._train  # type: ignore[return-value]
+
+    @property
+    def test_set(self) -> Dataset:
+        self.setup()
+        return self._test  # type: ignore[return-value]
+
+    def _loader(self, ds: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        # a small set split over ranks must still fill one batch per rank
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return DataLoader(
+            ds,
+            batch_size=max(1, min(self.batch_size, len(ds) // world)),  # type: ignore[arg-type]
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False, drop_last=False)
+
+
+def to_unit_range(x: Tensor) -> Tensor:
+    """uint8 pixels (0..255) to [-1, 1]: 256 levels, as the discretized decoder assumes."""
+    return x.float() / 127.5 - 1.0

@@ -1,0 +1,49 @@
+"""Smaller promises: plots, network options, checkpoint write errors."""
+
+import json
+
+import lightning as L
+import pytest
+import torch
+
+from ddpm.data import DigitsDataModule
+from ddpm.evaluation.plot import main as plot_main
+from ddpm.nets import UNet
+from ddpm.schedule import make_schedule
+from ddpm.training import DiffusionModule
+from ddpm.training.callbacks import atomic_torch_save
+
+
+def test_quality_vs_nfe_plot_from_a_sweep(tmp_path, capsys):
+    for i, (sampler, nfe, fid) in enumerate([("ddim", 10, 9.0), ("ddim", 50, 5.0), ("dpm_solver", 10, 6.0)]):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "metrics.json").write_text(json.dumps(
+            {"sampler": sampler, "nfe": nfe, "steps": nfe, "fid": fid, "seconds": 1.0}))
+    plot_main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| ddim | 10 | 10 | 9 |" in out and (tmp_path / "fid_vs_nfe.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        plot_main([str(tmp_path / "empty")])
+
+
+def test_atomic_save_keeps_the_old_file_and_names_the_path_on_error(tmp_path):
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"a": torch.ones(2)}, path)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(OSError, match="could not save checkpoint to .*blocker/last.ckpt"):
+        atomic_torch_save({"a": torch.zeros(2)}, tmp_path / "blocker" / "last.ckpt")
+    assert torch.load(path, weights_only=True)["a"].sum() == 2
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+@pytest.mark.parametrize("option", ["channels_last", "compile"])
+def test_network_options_train(option):
+    if option == "compile":
+        pytest.importorskip("torch._inductor")
+    net = UNet(in_channels=1, image_size=8, ch=32, ch_mult=(1, 2), attn_resolutions=(), dropout=0.0)
+    module = DiffusionModule(net, make_schedule("linear", 100), run_config={"data_shape": [1, 8, 8]}, **{option: True})
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, DigitsDataModule(batch_size=16))
+    assert trainer.global_step == 3
+    assert torch.isfinite(module.generate(2, spec=None)).all()
