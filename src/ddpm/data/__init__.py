@@ -4,8 +4,8 @@
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule
 from ddpm.data.digits import DigitsDataModule
 from ddpm.data.image_folder import ImageFolderDataModule
-from ddpm.data.toy2d import Toy2DDataModule
 from ddpm.data.torchvision_sets import TorchvisionDataModule
+from ddpm.data.toy2d import Toy2DDataModule
 
 __all__ = [
     "DataInfo",

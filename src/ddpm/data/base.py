@@ -78,27 +78,47 @@ class DiffusionDataModule(L.LightningDataModule):
 
     info: DataInfo
 
-    def __init__(self, batch_size: int = 128, num_workers: int = 0, channels: int | None = None,
-                 image_size: int | None = None, num_classes: int | None = None, dim: int | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        channels: int | None = None,
+        image_size: int | None = None,
+        num_classes: int | None = None,
+        dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
         # What the config declares (networks are sized from it); checked against the data.
-        self.declared = {"channels": channels, "image_size": image_size, "num_classes": num_classes, "dim": dim}
+        self.declared = {
+            "channels": channels,
+            "image_size": image_size,
+            "num_classes": num_classes,
+            "dim": dim,
+        }
         self._train: Dataset | None = None
         self._test: Dataset | None = None
 
     def check_declared(self) -> None:
         """The config's ``channels``/``image_size``/``dim``/``num_classes`` must match the data."""
         shape = self.info.shape
-        actual = {"channels": shape[0], "image_size": shape[-1]} if len(shape) == 3 else {"dim": shape[0]}
+        actual = (
+            {"channels": shape[0], "image_size": shape[-1]}
+            if len(shape) == 3
+            else {"dim": shape[0]}
+        )
         actual["num_classes"] = self.info.num_classes
         for key, want in self.declared.items():
             if want is None or key not in actual:
                 continue
             if key == "num_classes" and (actual[key] is None or want > actual[key]):
-                raise ValueError(f"dataset.num_classes={want}, but {self.info.name} has {actual[key] or 'no'} classes")
+                raise ValueError(
+                    f"dataset.num_classes={want}, but {self.info.name} has {actual[key] or 'no'} classes"
+                )
             if key != "num_classes" and want != actual[key]:
-                raise ValueError(f"dataset.{key}={want}, but {self.info.name} has {key} {actual[key]}")
+                raise ValueError(
+                    f"dataset.{key}={want}, but {self.info.name} has {key} {actual[key]}"
+                )
 
     def check_available(self) -> None:
         """Raise before training when the data is not on disk (overridden where it can be)."""

@@ -22,8 +22,14 @@ class ImageFiles(Dataset):
     ``class_folders``. Unreadable files are skipped with a warning (``on_corrupt="skip"``) or
     refused, naming the file (``"fail"``), when the dataset is built."""
 
-    def __init__(self, files: list[Path], image_size: int, channels: int, labels: list[int] | None,
-                 flip: bool) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        image_size: int,
+        channels: int,
+        labels: list[int] | None,
+        flip: bool,
+    ) -> None:
         self.files, self.labels, self.flip = files, labels, flip
         self.image_size, self.channels = image_size, channels
 
@@ -49,22 +55,44 @@ class ImageFiles(Dataset):
 class ImageFolderDataModule(DiffusionDataModule):
     """``root``: the folder; ``test_fraction`` of the files (a fixed, seeded choice) is held out."""
 
-    def __init__(self, root: str = "data/images", image_size: int = 64, channels: int = 3,
-                 flip: bool = True, class_folders: bool = False, test_fraction: float = 0.05,
-                 on_corrupt: str = "fail", split_seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str = "data/images",
+        image_size: int = 64,
+        channels: int = 3,
+        flip: bool = True,
+        class_folders: bool = False,
+        test_fraction: float = 0.05,
+        on_corrupt: str = "fail",
+        split_seed: int = 0,
+        **kwargs,
+    ) -> None:
         super().__init__(channels=channels, image_size=image_size, **kwargs)
         if on_corrupt not in ("skip", "fail"):
             raise ValueError(f"on_corrupt must be 'skip' or 'fail', got {on_corrupt!r}")
-        self.root, self.image_size, self.channels, self.flip = Path(root), image_size, channels, flip
-        self.class_folders, self.test_fraction, self.on_corrupt = class_folders, test_fraction, on_corrupt
+        self.root, self.image_size, self.channels, self.flip = (
+            Path(root),
+            image_size,
+            channels,
+            flip,
+        )
+        self.class_folders, self.test_fraction, self.on_corrupt = (
+            class_folders,
+            test_fraction,
+            on_corrupt,
+        )
         self.split_seed = split_seed
         self.classes: list[str] = []
         num_classes = None
         if class_folders and self.root.is_dir():
             self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
             num_classes = len(self.classes) or None
-        self.info = DataInfo(f"folder-{self.root.name}-{image_size}", (channels, image_size, image_size),
-                             num_classes, "image")
+        self.info = DataInfo(
+            f"folder-{self.root.name}-{image_size}",
+            (channels, image_size, image_size),
+            num_classes,
+            "image",
+        )
 
     def check_available(self) -> list[Path]:
         """The readable image files; raises naming the folder (missing, empty) or the bad file."""
@@ -103,12 +131,19 @@ class ImageFolderDataModule(DiffusionDataModule):
         if self.class_folders:
             index = {c: i for i, c in enumerate(self.classes)}
             labels = [index.get(f.relative_to(self.root).parts[0], -1) for f in files]
-        perm = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        perm = torch.randperm(
+            len(files), generator=torch.Generator().manual_seed(self.split_seed)
+        ).tolist()
         n_test = max(1, int(round(self.test_fraction * len(files)))) if len(files) > 1 else 0
         split = {"test": perm[:n_test], "train": perm[n_test:] or perm}
 
         def subset(idx, flip):
-            return ImageFiles([files[i] for i in idx], self.image_size, self.channels,
-                              [labels[i] for i in idx] if labels else None, flip)
+            return ImageFiles(
+                [files[i] for i in idx],
+                self.image_size,
+                self.channels,
+                [labels[i] for i in idx] if labels else None,
+                flip,
+            )
 
         return subset(split["train"], self.flip), subset(split["test"] or split["train"], False)

@@ -15,8 +15,16 @@ from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, 
 _SETS = {
     # name: (torchvision class, shape, files torchvision looks for under data_dir)
     "mnist": ("MNIST", (1, 28, 28), "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"),
-    "fashion_mnist": ("FashionMNIST", (1, 28, 28), "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"),
-    "cifar10": ("CIFAR10", (3, 32, 32), "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}"),
+    "fashion_mnist": (
+        "FashionMNIST",
+        (1, 28, 28),
+        "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
+    ),
+    "cifar10": (
+        "CIFAR10",
+        (3, 32, 32),
+        "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+    ),
 }
 
 
@@ -30,11 +38,19 @@ class TorchvisionDataModule(DiffusionDataModule):
     """``name``: mnist, fashion_mnist or cifar10. ``flip`` adds random horizontal flips (Ho et al.
     use them for CIFAR-10)."""
 
-    def __init__(self, name: str = "cifar10", data_dir: str = "data", download: bool = False,
-                 flip: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str = "cifar10",
+        data_dir: str = "data",
+        download: bool = False,
+        flip: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if name not in _SETS:
-            raise ValueError(f"unknown torchvision dataset {name!r}; choose one of {', '.join(_SETS)}")
+            raise ValueError(
+                f"unknown torchvision dataset {name!r}; choose one of {', '.join(_SETS)}"
+            )
         self.name, self.data_dir, self.download, self.flip = name, data_dir, download, flip
         self.info = DataInfo(name, _SETS[name][1], 10, "image")
 

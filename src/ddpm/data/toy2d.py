@@ -22,7 +22,11 @@ def toy_points(name: str, n: int, seed: int) -> tuple[Tensor, Tensor]:
         from sklearn.datasets import make_moons
 
         x, y = make_moons(n, noise=0.05, random_state=seed)
-        x = (torch.from_numpy(x).float() - torch.tensor([0.5, 0.25])) / torch.tensor([1.0, 0.5]) * 0.8
+        x = (
+            (torch.from_numpy(x).float() - torch.tensor([0.5, 0.25]))
+            / torch.tensor([1.0, 0.5])
+            * 0.8
+        )
         return x, torch.from_numpy(y).long()
     if name == "swissroll":
         from sklearn.datasets import make_swiss_roll
@@ -58,12 +62,25 @@ class Toy2DDataModule(DiffusionDataModule):
     """``name``: moons, swissroll or gaussians; ``size`` training points (fixed set, or a larger
     pool cycled through with ``fresh``)."""
 
-    def __init__(self, name: str = "moons", size: int = 10_000, test_size: int = 2_000,
-                 seed: int = 0, fresh: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        name: str = "moons",
+        size: int = 10_000,
+        test_size: int = 2_000,
+        seed: int = 0,
+        fresh: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if name not in TOYS:
             raise ValueError(f"unknown toy dataset {name!r}; choose one of {', '.join(TOYS)}")
-        self.name, self.size, self.test_size, self.seed, self.fresh = name, size, test_size, seed, fresh
+        self.name, self.size, self.test_size, self.seed, self.fresh = (
+            name,
+            size,
+            test_size,
+            seed,
+            fresh,
+        )
         num_classes = 8 if name == "gaussians" else 2 if name == "moons" else None
         self.info = DataInfo(f"toy2d-{name}", (2,), num_classes, "points")
 
