@@ -97,3 +97,20 @@ def digits_ckpt(tmp_path_factory):
         *QUIET,
     )
     return run / "checkpoints" / "last.ckpt"
+
+
+def fit_quietly(module, datamodule, steps: int):
+    """A CPU Lightning fit with no logger, checkpoints, progress bar or validation."""
+    import lightning as L
+
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule)
+    return trainer

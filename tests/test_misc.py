@@ -2,10 +2,10 @@
 
 import json
 
-import lightning as L
 import pytest
 import torch
 
+from conftest import fit_quietly
 from ddpm.data import DigitsDataModule
 from ddpm.evaluation.plot import main as plot_main
 from ddpm.nets import MLP, UNet
@@ -44,16 +44,7 @@ def test_channels_last_trains():
     module = DiffusionModule(
         net, make_schedule("linear", 100), run_config={"data_shape": [1, 8, 8]}, channels_last=True
     )
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, DigitsDataModule(batch_size=16))
+    trainer = fit_quietly(module, DigitsDataModule(batch_size=16), 3)
     assert trainer.global_step == 3
     assert module.net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.isfinite(module.generate(2)).all()

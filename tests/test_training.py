@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from conftest import fit_quietly
 from ddpm.data import Toy2DDataModule
 from ddpm.nets import MLP
 from ddpm.schedule import make_schedule
@@ -27,18 +28,9 @@ def _module(**kw):
 
 def _fit(module, steps, size=256):
     L.seed_everything(0)
-    dm = Toy2DDataModule("gaussians", size=size, test_size=64, batch_size=64)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
+    return fit_quietly(
+        module, Toy2DDataModule("gaussians", size=size, test_size=64, batch_size=64), steps
     )
-    trainer.fit(module, dm)
-    return trainer
 
 
 # Each objective judged by its own loss on the training points. The v/min-SNR loss keeps a large

@@ -4,7 +4,6 @@ evaluate.py."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,9 +352,3 @@ def write_metrics(out_dir: Path, metrics: dict) -> Path:
     path = out_dir / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     return path
-
-
-def timed(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
