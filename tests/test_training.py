@@ -98,3 +98,18 @@ def test_non_finite_loss_stops_with_the_step():
     module._forward_net = Broken()
     with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 0"):
         _fit(module, 5)
+
+
+def test_learned_variance_trains_with_the_hybrid_loss_and_samples():
+    module = DiffusionModule(
+        MLP(dim=2, hidden=64, depth=2, learn_sigma=True),
+        make_schedule("linear", 100),
+        decoder="gaussian",
+        loss="hybrid",
+        variance="learned_range",
+        timestep_sampling="importance",
+        run_config={"data_shape": [2]},
+    )
+    _fit(module, 10)
+    x = module.generate(16)
+    assert x.shape == (16, 2) and torch.isfinite(x).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -84,15 +85,7 @@ class DiffusionModule(L.LightningModule):
         self._forward_net = torch.compile(self.net) if compile else self.net
         self._ema_updates = 0
 
-    # --- the model as samplers see it ------------------------------------------------------------
-    def model_fn(
-        self, use_ema: bool = True, y: Tensor | None = None
-    ) -> Callable[[Tensor, Tensor], Tensor]:
-        """``model_fn(x_t, k)`` for :func:`ddpm.samplers.sample`, with the EMA or raw weights and
-        optional class labels (``-1`` or ``None``: unconditional)."""
-        net = self.ema if use_ema else self.net
-        return lambda x, k: net(x, k, y)
-
+    # --- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
         self,
@@ -104,6 +97,8 @@ class DiffusionModule(L.LightningModule):
     ) -> Tensor:
         """``n`` samples, sample ``i`` seeded by ``(seed, i)`` (the path sample.py uses too)."""
         spec = spec or SamplerSpec()
+        if self.hparams.variance == "learned_range":  # the network's own variance, always
+            spec = dataclasses.replace(spec, variance="learned_range")
         was_training = self.net.training
         self.net.eval()
         try:
