@@ -26,6 +26,7 @@ from ddpm.evaluation.runner import (
     write_metrics,
 )
 from ddpm.samplers.draw import SamplerSpec
+from ddpm.training.hydra_ddp import isolated_job
 
 
 @user_errors
@@ -90,7 +91,8 @@ def run(cfg: dict) -> None:
 
 @hydra.main(version_base=None, config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run(OmegaConf.to_container(cfg, resolve=True))
+    with isolated_job():  # each job of a sweep gets its own process group
+        run(OmegaConf.to_container(cfg, resolve=True))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ddpm.evaluation.runner import (
     write_samples,
 )
 from ddpm.samplers.draw import SamplerSpec
+from ddpm.training.hydra_ddp import isolated_job
 
 
 @user_errors
@@ -51,7 +52,8 @@ def run(cfg: dict) -> None:
 
 @hydra.main(version_base=None, config_path="conf", config_name="sample")
 def main(cfg: DictConfig) -> None:
-    run(OmegaConf.to_container(cfg, resolve=True))
+    with isolated_job():  # each job of a sweep gets its own process group
+        run(OmegaConf.to_container(cfg, resolve=True))
 
 
 if __name__ == "__main__":
