@@ -1,4 +1,5 @@
-"""2-D toy distributions: moons, swiss roll, a ring of Gaussians. Continuous, scaled to about [-1, 1]."""
+"""2-D toy distributions: moons, swiss roll, a ring of Gaussians. Continuous, scaled into [-1, 1]
+(the samplers clip their x0 estimate to that range)."""
 
 from __future__ import annotations
 
@@ -22,17 +23,13 @@ def toy_points(name: str, n: int, seed: int) -> tuple[Tensor, Tensor]:
         from sklearn.datasets import make_moons
 
         x, y = make_moons(n, noise=0.05, random_state=seed)
-        x = (
-            (torch.from_numpy(x).float() - torch.tensor([0.5, 0.25]))
-            / torch.tensor([1.0, 0.5])
-            * 0.8
-        )
+        x = (torch.from_numpy(x).float() - torch.tensor([0.5, 0.25])) / torch.tensor([1.7, 0.9])
         return x, torch.from_numpy(y).long()
     if name == "swissroll":
         from sklearn.datasets import make_swiss_roll
 
         x, _ = make_swiss_roll(n, noise=0.3, random_state=seed)
-        x = torch.from_numpy(x[:, [0, 2]]).float() / 12.0
+        x = (torch.from_numpy(x[:, [0, 2]]).float() - 1.5) / torch.tensor([13.0, 14.5])
         return x, torch.zeros(n, dtype=torch.long)
     if name == "gaussians":
         j = torch.randint(0, 8, (n,), generator=g)
