@@ -173,7 +173,9 @@ def test_bpd_of_trained_is_better_than_untrained(toy_ckpt, tmp_path):
             f"fid.cache_dir={tmp_path / 'cache'}",
             "progress=false",
         )
-        results[name] = json.loads((tmp_path / name / "metrics.json").read_text())["bpd"]
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert m["bpd_method"] == "vlb" and m["bpd_variance"] == "fixed_small"
+        results[name] = m["bpd"]
     assert np.isfinite(results["trained"]) and results["trained"] < results["untrained"]
 
 

@@ -339,7 +339,11 @@ def bits_per_dim(
         totals.append(torch.stack([res["total"], res["prior"], res["decoder"]], 1).cpu())
     local = torch.cat(totals) if totals else torch.zeros(0, 3, dtype=torch.float64)
     allv = gather_in_order(fabric, local, len(x))
+    if method == "ode":
+        return {"bpd_method": "ode", "bpd": float(allv[:, 0].mean()), "bpd_num_examples": len(x)}
     return {
+        "bpd_method": "vlb",
+        "bpd_variance": variance,
         "bpd": float(allv[:, 0].mean()),
         "bpd_prior": float(allv[:, 1].mean()),
         "bpd_decoder": float(allv[:, 2].mean()),
