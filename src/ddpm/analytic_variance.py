@@ -20,6 +20,15 @@ from ddpm.parameterization import predict_x0_eps
 from ddpm.schedule import Schedule
 
 
+def require_gamma(gamma: Tensor | None) -> Tensor:
+    """The Gamma table, or an error saying how to make one."""
+    if gamma is None:
+        raise ValueError(
+            "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
+        )
+    return gamma
+
+
 def optimal_reverse_variance(
     abar: Tensor, abar_prev: Tensor, gamma: Tensor, lambda2: Tensor
 ) -> Tensor:

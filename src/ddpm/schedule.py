@@ -134,8 +134,7 @@ class Schedule:
         ``beta_tilde_2``, as Ho et al. and Nichol & Dhariwal do, so the log is finite. With T = 1
         there is no second entry and ``beta_1`` stands in."""
         var = self.posterior_variance
-        first = var[1] if len(var) > 1 else self.betas[0]
-        return torch.cat([first.reshape(1), var[1:]]).log()
+        return torch.cat([self._first_step_variance.reshape(1), var[1:]]).log()
 
     @cached_property
     def posterior_mean_coef1(self) -> Tensor:
@@ -151,8 +150,12 @@ class Schedule:
     def fixed_large_log_variance(self) -> Tensor:
         """``log sigma_t^2`` for ``sigma_t^2 = beta_t`` (Ho et al. sec. 3.2), with the first entry
         set to ``beta_tilde_2`` so the decoder ``p(x_0|x_1)`` is not needlessly wide (their code)."""
-        first = self.posterior_variance[1] if len(self.betas) > 1 else self.betas[0]
-        return torch.cat([first.reshape(1), self.betas[1:]]).log()
+        return torch.cat([self._first_step_variance.reshape(1), self.betas[1:]]).log()
+
+    @cached_property
+    def _first_step_variance(self) -> Tensor:
+        """What both fixed variances use at ``t = 1``: ``beta_tilde_2`` (``beta_1`` when T = 1)."""
+        return self.posterior_variance[1] if self.num_timesteps > 1 else self.betas[0]
 
 
 def extract(values: Tensor, k: Tensor, shape: torch.Size | tuple[int, ...], dtype=None) -> Tensor:

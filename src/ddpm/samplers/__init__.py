@@ -19,6 +19,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from ddpm.analytic_variance import require_gamma
 from ddpm.parameterization import check_prediction
 from ddpm.samplers.common import Denoiser, Guidance, ModelFn, guided
 from ddpm.samplers.ddim import ddim
@@ -103,11 +104,7 @@ def sample(
     if method == "ddpm":
         x0 = ddpm(den, schedule, x_T, ks, variance, generator, analytic_gamma)
     elif method == "ddim":
-        gamma = analytic_gamma if variance == "analytic" else None
-        if variance == "analytic" and gamma is None:
-            raise ValueError(
-                "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
-            )
+        gamma = require_gamma(analytic_gamma) if variance == "analytic" else None
         x0 = ddim(den, schedule, x_T, ks, eta, generator, gamma)
     elif method == "dpm_solver":
         x0 = dpm_solver(den, schedule, x_T, ks, order)

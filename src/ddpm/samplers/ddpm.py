@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from ddpm.analytic_variance import analytic_log_variance
+from ddpm.analytic_variance import analytic_log_variance, require_gamma
 from ddpm.diffusion import learned_range_log_variance
 from ddpm.parameterization import from_x0
 from ddpm.samplers.common import Denoiser, batch_k
@@ -37,11 +37,7 @@ def ddpm(
     """
     r = respace(schedule, ks)
     if variance == "analytic":
-        if analytic_gamma is None:
-            raise ValueError(
-                "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
-            )
-        analytic_log_var = analytic_log_variance(r, analytic_gamma[r.timestep_map])
+        analytic_log_var = analytic_log_variance(r, require_gamma(analytic_gamma)[r.timestep_map])
     for j in range(len(r) - 1, -1, -1):
         jj = batch_k(j, x)
         x0, _, v = den(x, batch_k(int(r.timestep_map[j]), x))
