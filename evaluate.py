@@ -1,7 +1,9 @@
 """Score a checkpoint: ``python evaluate.py ckpt=PATH [num_samples=N] [sampler=...] [bpd=true]``
 
 Samples on every device (``trainer.devices=N``), then writes ``metrics.json`` with FID (and KID,
-precision/recall or point-cloud distances), bits/dim with ``bpd=true``, and what was run.
+precision/recall or point-cloud distances), bits/dim with ``bpd=true``, and what was run. A VAE
+checkpoint (``model=vae``) is sampled from its prior and its bits/dim are its ELBO and
+importance-weighted bound.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ddpm.evaluation.runner import (
     make_extractor,
     real_features,
     score_samples,
+    vae_bits_per_dim,
     write_metrics,
 )
 from ddpm.samplers.draw import SamplerSpec
@@ -58,7 +61,22 @@ def run(cfg: dict) -> None:
     if labels is not None and "class_histogram" in metrics:
         _, probs = extractor.features_and_probs(x)
         metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
-    if bpd:
+    if bpd and model.is_vae:
+        if bpd == "ode":
+            raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
+        metrics.update(
+            vae_bits_per_dim(
+                fabric,
+                model,
+                datamodule,
+                cfg["seed"],
+                cfg["batch_size"],
+                cfg["bpd_examples"],
+                cfg["iw_samples"],
+                cfg["progress"],
+            )
+        )
+    elif bpd:
         metrics.update(
             bits_per_dim(
                 fabric,
@@ -75,8 +93,10 @@ def run(cfg: dict) -> None:
         )
     metrics.update(
         num_samples=cfg["num_samples"],
-        sampler=spec.method,
-        steps=spec.steps if spec.method != "ode" else None,
+        sampler=info.get("method", spec.method),
+        steps=spec.steps
+        if info.get("method", spec.method) in ("ddpm", "ddim", "dpm_solver")
+        else None,
         nfe=info["nfe"],
         seed=cfg["seed"],
         guidance_scale=cfg["guidance_scale"],

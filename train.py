@@ -1,6 +1,9 @@
-"""Train a diffusion model: ``python train.py [hydra overrides]`` (see README.md and conf/)."""
+"""Train a diffusion model (or the VAE baseline, ``model=vae``): ``python train.py [hydra overrides]``
+(see README.md and conf/)."""
 
 from __future__ import annotations
+
+import inspect
 
 import hydra
 import lightning as L
@@ -39,10 +42,12 @@ def build(cfg: DictConfig):
         num_classes=info.num_classes,
     )
     model_kwargs = {k: v for k, v in config["model"].items() if k not in ("_target_", "optimizer")}
-    module = get_class(cfg.model._target_)(
+    module_class = get_class(cfg.model._target_)
+    if "schedule" in inspect.signature(module_class).parameters:  # diffusion, not the VAE
+        model_kwargs["schedule"] = instantiate(cfg.schedule)
+    module = module_class(
         **model_kwargs,
         net=instantiate(cfg.network),
-        schedule=instantiate(cfg.schedule),
         optimizer=instantiate(cfg.model.optimizer),
         decoder="discretized" if info.is_image else "gaussian",
         run_config=config,

@@ -194,6 +194,9 @@ BAD_TRAIN = [
         "does not exist",
     ),
     (["ckpt_path=/nonexistent.ckpt"], "does not exist"),
+    (["model=vae"], "network=conv_vae"),
+    (["network=conv_vae"], "train it with model=vae"),
+    (["experiment=digits_vae", "network.ch_mult=[1,2,2,2]"], "not divisible by 2^4"),
 ]
 
 

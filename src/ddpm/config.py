@@ -57,14 +57,16 @@ def validate_schedule(cfg: dict) -> int:
     return T
 
 
-def validate_train(cfg: dict) -> None:
-    """Everything train.py needs, checked before the data is touched or a process is spawned."""
-    T = validate_schedule(cfg)
-    m = cfg["model"]
-    _choice(m.get("prediction"), PREDICTIONS, "model.prediction")
-    _choice(m.get("loss"), LOSS_TYPES, "model.loss")
-    _choice(m.get("variance"), VARIANCES[:3], "model.variance")
-    _choice(m.get("timestep_sampling"), ("uniform", "importance"), "model.timestep_sampling")
+VAE_TARGET = "ddpm.training.VAEModule"
+
+
+def is_vae_config(cfg: dict) -> bool:
+    """Whether the run trains the VAE baseline (``model=vae``) rather than a diffusion model."""
+    return _get(cfg, "model._target_") == VAE_TARGET
+
+
+def _validate_optimisation(m: dict) -> None:
+    """Checks every model shares: learning rate and its schedule, EMA."""
     _choice(m.get("lr_decay"), ("none", "cosine"), "model.lr_decay")
     decay = m.get("ema_decay")
     if not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
@@ -72,6 +74,14 @@ def validate_train(cfg: dict) -> None:
     lr = m.get("lr")
     if not isinstance(lr, (int, float)) or lr <= 0:
         raise ConfigError(f"model.lr={lr!r} is not valid; it must be a positive number")
+
+
+def _validate_diffusion(cfg: dict) -> None:
+    m = cfg["model"]
+    _choice(m.get("prediction"), PREDICTIONS, "model.prediction")
+    _choice(m.get("loss"), LOSS_TYPES, "model.loss")
+    _choice(m.get("variance"), VARIANCES[:3], "model.variance")
+    _choice(m.get("timestep_sampling"), ("uniform", "importance"), "model.timestep_sampling")
     p = m.get("cond_drop_prob", 0.1)
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"model.cond_drop_prob={p!r} is not valid; it must lie in [0, 1]")
@@ -89,13 +99,39 @@ def validate_train(cfg: dict) -> None:
         raise ConfigError(
             "model.conditional=true needs a labelled dataset (dataset.num_classes is not set)"
         )
+    if _get(cfg, "network._target_", "").endswith("VAE"):
+        raise ConfigError(
+            f"network={cfg['network']['_target_']} is a VAE; train it with model=vae "
+            f"(or experiment=digits_vae), or pick a denoiser: network=unet, simple_unet or mlp"
+        )
+
+
+def _validate_vae(cfg: dict) -> None:
+    latent = _get(cfg, "network.latent_dim")
+    if isinstance(latent, bool) or not isinstance(latent, int) or latent < 1:
+        raise ConfigError(
+            f"model=vae needs a VAE network with a positive integer network.latent_dim (got "
+            f"{latent!r}); choose network=conv_vae (images) or network=mlp_vae (points)"
+        )
+
+
+def validate_train(cfg: dict) -> None:
+    """Everything train.py needs, checked before the data is touched or a process is spawned."""
+    T = validate_schedule(cfg)
+    _validate_optimisation(cfg["model"])
+    if is_vae_config(cfg):
+        _validate_vae(cfg)
+    else:
+        _validate_diffusion(cfg)
     net = cfg.get("network", {})
     mult = net.get("ch_mult") or net.get("channels")
     size = net.get("image_size")
-    if mult is not None and size is not None and size % 2 ** (len(mult) - 1):
+    # a UNet's last level keeps its resolution; every stage of the VAE's encoder halves it
+    levels = None if mult is None else len(mult) - (0 if is_vae_config(cfg) else 1)
+    if levels is not None and size is not None and size % 2**levels:
         key = "network.ch_mult" if "ch_mult" in net else "network.channels"
         raise ConfigError(
-            f"dataset image_size={size} is not divisible by 2^{len(mult) - 1}, the downsampling of "
+            f"dataset image_size={size} is not divisible by 2^{levels}, the downsampling of "
             f"{key}={list(mult)}; use fewer levels or another image size"
         )
     validate_sampler(cfg, T)

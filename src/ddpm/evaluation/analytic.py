@@ -23,6 +23,8 @@ from ddpm.training.callbacks import atomic_torch_save
 @user_errors
 def run(ckpt_path: str, num_examples: int, seed: int, batch_size: int, device: str) -> torch.Tensor:
     model = load_model(ckpt_path, use_ema=True, device=device)
+    if model.is_vae:
+        raise ValueError(f"{ckpt_path} is a VAE; Analytic-DPM applies to diffusion checkpoints")
     if model.prediction == "mu":
         raise ValueError(
             "Analytic-DPM needs a noise estimate; mu-prediction checkpoints are not supported"

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ddpm.analytic_variance import analytic_log_variance
 from ddpm.checkpoint import checkpoint_config, load_checkpoint, load_network, load_schedule
-from ddpm.config import ConfigError, validate_sampler
+from ddpm.config import ConfigError, is_vae_config, validate_sampler
 from ddpm.evaluation.distributed import gather_in_order, make_fabric, shard
 from ddpm.evaluation.extractors import (
     ClassifierExtractor,
@@ -32,10 +32,12 @@ from ddpm.evaluation.metrics import (
     sliced_wasserstein,
 )
 from ddpm.figures import save_image_grid, save_scatter, save_strip, to_uint8
+from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.losses import full_vlb
 from ddpm.ode_likelihood import ode_bits_per_dim
 from ddpm.samplers.draw import SamplerSpec, draw_samples
 from ddpm.schedule import Schedule
+from ddpm.vae import draw_vae_samples, elbo, importance_weighted_bound
 
 
 def progress_bar(description: str, enabled: bool = True):
@@ -63,7 +65,9 @@ class LoadedModel:
 
     def variance(self, requested: str) -> str:
         """The reverse variance actually used: a learned-variance network always uses its own
-        (unless Analytic-DPM is asked for); otherwise the sampler's choice."""
+        (unless Analytic-DPM is asked for); otherwise the sampler's choice. A VAE has none."""
+        if self.is_vae:
+            return requested
         if self.config["model"]["variance"] == "learned_range" and requested != "analytic":
             return "learned_range"
         if requested == "learned_range":
@@ -78,8 +82,13 @@ class LoadedModel:
         return requested
 
     @property
-    def prediction(self) -> str:
-        return self.config["model"]["prediction"]
+    def prediction(self) -> str | None:
+        return self.config["model"].get("prediction")
+
+    @property
+    def is_vae(self) -> bool:
+        """The VAE baseline (``model=vae``): sampled from its prior, scored by its ELBO."""
+        return is_vae_config(self.config)
 
     @property
     def shape(self) -> list[int]:
@@ -169,6 +178,25 @@ def draw_distributed(
     rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
     idx = shard(num_samples, rank, world)
     device = fabric.device if fabric else "cpu"
+    bar = progress_bar(
+        f"sampling ({'vae' if model.is_vae else spec.method})", show_progress and rank == 0
+    )
+    if model.is_vae:
+        decoder_noise = model.config["model"].get("decoder_noise", False)
+        local = draw_vae_samples(
+            model.net,
+            model.shape,
+            idx,
+            seed,
+            batch_size,
+            device,
+            decoder_noise,
+            model.is_image,
+            bar,
+        )
+        return gather_in_order(fabric, local, num_samples), {
+            "nfe": 1, "trajectory": None, "method": "vae_prior"
+        }  # fmt: skip
     local, info = draw_samples(
         model.net,
         model.schedule,
@@ -183,7 +211,7 @@ def draw_distributed(
         device,
         analytic_gamma=model.analytic_gamma,
         return_trajectory=trajectory and rank == 0,
-        progress=progress_bar(f"sampling ({spec.method})", show_progress and rank == 0),
+        progress=bar,
     )
     return gather_in_order(fabric, local, num_samples), info
 
@@ -281,6 +309,21 @@ def score_samples(x: Tensor, extractor: FeatureExtractor, real: Tensor, fabric) 
     return metrics
 
 
+def _per_example(fabric, x: Tensor, batch_size: int, fn, width: int, show_progress: bool) -> Tensor:
+    """``fn(batch, start) -> (n, width)`` over this rank's share of ``x``, gathered in order on
+    every rank: float64 of shape ``(len(x), width)``."""
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    device = fabric.device if fabric else "cpu"
+    bar = progress_bar("bits/dim", show_progress and rank == 0)
+    rows = [
+        fn(x[start : min(start + batch_size, idx.stop)].to(device), start).double().cpu()
+        for start in bar(range(idx.start, idx.stop, batch_size))
+    ]
+    local = torch.cat(rows) if rows else torch.zeros(0, width, dtype=torch.float64)
+    return gather_in_order(fabric, local, len(x))
+
+
 def bits_per_dim(
     fabric,
     model: LoadedModel,
@@ -298,9 +341,6 @@ def bits_per_dim(
     fixed_large, analytic). ``method="ode"``: the exact likelihood of the probability-flow ODE
     instead (Hutchinson trace, dequantized images; :mod:`ddpm.ode_likelihood`)."""
     x, _ = dataset_tensors(datamodule.test_set, limit)
-    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
-    idx = shard(len(x), rank, world)
-    device = fabric.device if fabric else "cpu"
     decoder = "discretized" if model.is_image else "gaussian"
     variance = model.variance(variance or model.config["model"]["variance"])
     table = (
@@ -308,23 +348,14 @@ def bits_per_dim(
         if variance == "analytic"
         else None
     )
-    totals = []
-    bar = progress_bar("bits/dim", show_progress and rank == 0)
-    starts = range(idx.start, idx.stop, batch_size)
     net = lambda xt, k: model.net(xt, k, None)  # noqa: E731
-    for start in bar(starts):
-        xb = x[start : min(start + batch_size, idx.stop)].to(device)
+
+    def batch_bpd(xb: Tensor, start: int) -> Tensor:
         g = torch.Generator().manual_seed(seed * 7919 + start)
         if method == "ode":
-            bpd = ode_bits_per_dim(
-                model.schedule, net, xb, model.prediction, model.is_image, g
-            ).cpu()
-            totals.append(
-                torch.stack(
-                    [bpd, torch.full_like(bpd, float("nan")), torch.full_like(bpd, float("nan"))], 1
-                )
-            )
-            continue
+            return ode_bits_per_dim(model.schedule, net, xb, model.prediction, model.is_image, g)[
+                :, None
+            ]
         res = full_vlb(
             model.schedule,
             net,
@@ -336,9 +367,10 @@ def bits_per_dim(
             timesteps_per_call=timesteps_per_call,
             generator=g,
         )
-        totals.append(torch.stack([res["total"], res["prior"], res["decoder"]], 1).cpu())
-    local = torch.cat(totals) if totals else torch.zeros(0, 3, dtype=torch.float64)
-    allv = gather_in_order(fabric, local, len(x))
+        return torch.stack([res["total"], res["prior"], res["decoder"]], 1)
+
+    width = 1 if method == "ode" else 3
+    allv = _per_example(fabric, x, batch_size, batch_bpd, width, show_progress)
     if method == "ode":
         return {"bpd_method": "ode", "bpd": float(allv[:, 0].mean()), "bpd_num_examples": len(x)}
     return {
@@ -347,6 +379,42 @@ def bits_per_dim(
         "bpd": float(allv[:, 0].mean()),
         "bpd_prior": float(allv[:, 1].mean()),
         "bpd_decoder": float(allv[:, 2].mean()),
+        "bpd_num_examples": len(x),
+    }
+
+
+@torch.no_grad()
+def vae_bits_per_dim(
+    fabric,
+    model: LoadedModel,
+    datamodule,
+    seed: int,
+    batch_size: int,
+    limit: int | None = None,
+    iw_samples: int = 256,
+    show_progress: bool = True,
+) -> dict:
+    """The VAE's bounds on the test split in bits/dim: ``bpd`` from the ELBO (Prop. 1, eq. 7, the
+    counterpart of the diffusion VLB) and ``bpd_iw`` from the importance-weighted bound with
+    ``iw_samples`` samples (tighter, Burda et al. 2016); ``bpd_kl`` is the ELBO's KL term."""
+    x, _ = dataset_tensors(datamodule.test_set, limit)
+    decoder = "discretized" if model.is_image else "gaussian"
+
+    def batch_bounds(xb: Tensor, start: int) -> Tensor:
+        g = torch.Generator(device=xb.device).manual_seed(seed * 7919 + start)
+        terms = elbo(model.net, xb, decoder, g)
+        iw = importance_weighted_bound(model.net, xb, iw_samples, decoder, g)
+        return torch.stack([-terms["elbo"], -iw, terms["kl"]], 1)
+
+    allv = nats_to_bits_per_dim(
+        _per_example(fabric, x, batch_size, batch_bounds, 3, show_progress), x[0].numel()
+    )
+    return {
+        "bpd_method": "elbo",
+        "bpd": float(allv[:, 0].mean()),
+        "bpd_iw": float(allv[:, 1].mean()),
+        "bpd_iw_samples": iw_samples,
+        "bpd_kl": float(allv[:, 2].mean()),
         "bpd_num_examples": len(x),
     }
 

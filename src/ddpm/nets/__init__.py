@@ -1,7 +1,9 @@
-"""Networks: ``net(x_t, k, y=None) -> tensor``. They know nothing of diffusion."""
+"""Networks: denoisers ``net(x_t, k, y=None) -> tensor`` and VAEs (``encode``/``decode``). They
+know nothing of diffusion or of the bounds they are trained with."""
 
 from ddpm.nets.mlp import MLP
 from ddpm.nets.simple_unet import SimpleUNet
 from ddpm.nets.unet import UNet
+from ddpm.nets.vae import MLPVAE, VAE, ConvVAE
 
-__all__ = ["MLP", "SimpleUNet", "UNet"]
+__all__ = ["MLP", "VAE", "ConvVAE", "MLPVAE", "SimpleUNet", "UNet"]

@@ -64,7 +64,7 @@ class SampleGrid(Callback):
             return
         self._last_step = step
         labels = None
-        if module.hparams.conditional and module.hparams.run_config.get("num_classes"):
+        if module.hparams.get("conditional") and module.hparams.run_config.get("num_classes"):
             nc = module.hparams.run_config["num_classes"]
             labels = torch.arange(self.num_samples, device=module.device) % nc
         x = module.generate(self.num_samples, self.seed, self.spec, labels=labels)

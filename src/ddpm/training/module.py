@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
 from collections.abc import Callable
-from functools import partial
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
@@ -17,12 +13,11 @@ from ddpm.losses import check_loss_type, training_losses
 from ddpm.parameterization import check_prediction
 from ddpm.samplers.draw import SamplerSpec, draw_samples
 from ddpm.schedule import Schedule
-from ddpm.training.ema import ema_decay_at, ema_update
-from ddpm.training.errors import NonFiniteLossError
+from ddpm.training.base import AveragedModule
 from ddpm.training.timestep_sampler import ImportanceSampler, UniformSampler
 
 
-class DiffusionModule(L.LightningModule):
+class DiffusionModule(AveragedModule):
     """Trains ``net`` to denoise under ``schedule``.
 
     * ``prediction``: eps | x0 | v | mu (the seed's eq. 42); ``loss``: simple | vlb | hybrid |
@@ -64,7 +59,7 @@ class DiffusionModule(L.LightningModule):
         channels_last: bool = False,
         run_config: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(net, optimizer, compile, channels_last)
         check_prediction(prediction)
         check_loss_type(loss)
         if variance not in VARIANCES[:3]:
@@ -74,16 +69,11 @@ class DiffusionModule(L.LightningModule):
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
         self.save_hyperparameters(ignore=["net", "schedule", "optimizer"])
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
-        self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
         self.schedule = schedule
-        self.optimizer_fn = optimizer or partial(torch.optim.Adam)
         T = schedule.num_timesteps
         self.timestep_sampler = (
             ImportanceSampler(T) if timestep_sampling == "importance" else UniformSampler(T)
         )
-        self._forward_net = torch.compile(self.net) if compile else self.net
-        self._ema_updates = 0
 
     # --- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -162,11 +152,7 @@ class DiffusionModule(L.LightningModule):
         x0, y = batch
         terms, k, weights = self._losses(x0, y, self._noise_generator())
         loss = (terms["loss"] * weights).mean()
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at step {self.global_step}; stopping. The last good "
-                f"checkpoint is kept; lower model.lr, enable trainer.gradient_clip_val or check the data"
-            )
+        self.check_finite(loss)
         if "vlb" in terms:
             self.timestep_sampler.update(k, terms["vlb"])
         self.log("train/loss", loss, prog_bar=True)
@@ -179,24 +165,6 @@ class DiffusionModule(L.LightningModule):
             if mask.any():
                 self.log(f"train/mse_q{q}", terms["mse"][mask].mean())
         return loss
-
-    def on_before_optimizer_step(self, optimizer) -> None:
-        norms = [p.grad.detach().norm() for p in self.net.parameters() if p.grad is not None]
-        if not norms:
-            return
-        total = torch.linalg.vector_norm(torch.stack(norms))
-        if not torch.isfinite(total):
-            raise NonFiniteLossError(
-                f"non-finite gradient norm at step {self.global_step}; stopping. The last good checkpoint is kept"
-            )
-        self.log("train/grad_norm", total)
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.global_step % self.hparams.ema_every == 0:
-            decay = ema_decay_at(self._ema_updates, self.hparams.ema_decay, self.hparams.ema_warmup)
-            ema_update(self.ema, self.net, decay)
-            self._ema_updates += 1
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     # --- validation / test: the EMA weights, fixed noise -------------------------------------------
     def _eval_step(self, batch, batch_idx: int, stage: str) -> Tensor:
@@ -219,33 +187,14 @@ class DiffusionModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> Tensor:
         return self._eval_step(batch, batch_idx, "test")
 
-    # --- optimisation ---------------------------------------------------------------------------------
-    def configure_optimizers(self):
-        opt = self.optimizer_fn(self.net.parameters(), lr=self.hparams.lr)
-        warmup, decay, max_steps = (
-            self.hparams.warmup_steps,
-            self.hparams.lr_decay,
-            self.hparams.max_steps,
-        )
-
-        def factor(step: int) -> float:
-            f = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-            if decay == "cosine" and max_steps > 0:
-                progress = min(1.0, max(0, step - warmup) / max(1, max_steps - warmup))
-                f *= 0.5 * (1 + math.cos(math.pi * progress))
-            return f
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
     # --- checkpoint extras -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ema_updates"] = self._ema_updates
+        super().on_save_checkpoint(checkpoint)
         if isinstance(self.timestep_sampler, ImportanceSampler):
             checkpoint["timestep_sampler"] = self.timestep_sampler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._ema_updates = int(checkpoint.get("ema_updates", 0))
+        super().on_load_checkpoint(checkpoint)
         if (
             isinstance(self.timestep_sampler, ImportanceSampler)
             and "timestep_sampler" in checkpoint

@@ -1,0 +1,121 @@
+"""VAE networks for the seed's Example 1: an encoder ``q(z|x) = N(mu_phi(x), diag sigma_phi^2(x))``
+and a decoder ``p(x|z) = N(mu(z), diag sigma^2(z))``, with ``z ~ N(0, I)``.
+
+They know nothing of the bound they are trained with (:mod:`ddpm.vae`). The decoder variance is
+per coordinate (the seed's ``sigma^2(z) I`` generalised to a diagonal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ddpm.nets.unet import group_norm
+
+LOG_VAR_RANGE = (-14.0, 4.0)  # keeps exp(log_var) finite in float32 at the start of training
+
+
+class VAE(nn.Module):
+    """``encode(x) -> (mean, log_var)`` of ``q(z|x)``; ``decode(z) -> (mean, log_var)`` of
+    ``p(x|z)``; ``latent_dim`` is the size of ``z``. Subclass it for your own architecture."""
+
+    latent_dim: int
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    @staticmethod
+    def split(h: Tensor) -> tuple[Tensor, Tensor]:
+        """A head's output, channels ``[mean, log_var]``, with the log-variance kept in range."""
+        mean, log_var = h.chunk(2, dim=1)
+        return mean, log_var.clamp(*LOG_VAR_RANGE)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            group_norm(ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1),
+            group_norm(ch), nn.SiLU(), nn.Conv2d(ch, ch, 3, padding=1),
+        )  # fmt: skip
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ConvVAE(VAE):
+    """Images ``(N, C, H, W)`` in [-1, 1]: residual conv stages, each halving the resolution
+    (``ch * ch_mult[i]`` channels), a linear map to the latent, and the mirror image back up."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 8,
+        latent_dim: int = 16,
+        ch: int = 32,
+        ch_mult: Sequence[int] = (1, 2),
+    ) -> None:
+        super().__init__()
+        if image_size % 2 ** len(ch_mult):
+            raise ValueError(
+                f"image_size={image_size} is not divisible by 2^{len(ch_mult)} (network.ch_mult={list(ch_mult)})"
+            )
+        self.latent_dim, self.in_channels = latent_dim, in_channels
+        widths = [ch * m for m in ch_mult]
+        self.bottom = (widths[-1], image_size // 2 ** len(ch_mult))
+        flat = widths[-1] * self.bottom[1] ** 2
+        down: list[nn.Module] = [nn.Conv2d(in_channels, ch, 3, padding=1)]
+        prev = ch
+        for w in widths:
+            down += [ResBlock(prev), nn.Conv2d(prev, w, 3, stride=2, padding=1)]
+            prev = w
+        self.encoder = nn.Sequential(*down, group_norm(prev), nn.SiLU(), nn.Flatten())
+        self.to_latent = nn.Linear(flat, 2 * latent_dim)
+        self.from_latent = nn.Linear(latent_dim, flat)
+        up: list[nn.Module] = []
+        for w in reversed([ch, *widths[:-1]]):
+            up += [ResBlock(prev), nn.Upsample(scale_factor=2.0), nn.Conv2d(prev, w, 3, padding=1)]
+            prev = w
+        self.decoder = nn.Sequential(
+            *up, ResBlock(prev), group_norm(prev), nn.SiLU(), nn.Conv2d(prev, 2 * in_channels, 3, padding=1)
+        )  # fmt: skip
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.split(self.to_latent(self.encoder(x)))
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        c, s = self.bottom
+        h = F.silu(self.from_latent(z)).reshape(-1, c, s, s)
+        return self.split(self.decoder(h))
+
+
+def _mlp(inp: int, hidden: int, depth: int, out: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(inp, hidden), nn.SiLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(hidden, hidden), nn.SiLU()]
+    return nn.Sequential(*layers, nn.Linear(hidden, out))
+
+
+class MLPVAE(VAE):
+    """Points ``(N, dim)``: MLP encoder and decoder."""
+
+    def __init__(
+        self, dim: int = 2, latent_dim: int = 2, hidden: int = 256, depth: int = 3
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = _mlp(dim, hidden, depth, 2 * latent_dim)
+        self.decoder = _mlp(latent_dim, hidden, depth, 2 * dim)
+        nn.init.constant_(self.decoder[-1].bias[dim:], math.log(0.1))  # start with a narrow decoder
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.split(self.encoder(x))
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self.split(self.decoder(z))

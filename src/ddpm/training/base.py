@@ -1,0 +1,90 @@
+"""What every model trained by train.py shares: a network and its EMA copy, the optimiser with
+warm-up and cosine decay, and the guards that stop a run on a non-finite loss or gradient."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from functools import partial
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ddpm.training.ema import ema_decay_at, ema_update
+from ddpm.training.errors import NonFiniteLossError
+
+
+class AveragedModule(L.LightningModule):
+    """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
+    exponential moving average, used for sampling and evaluation.
+
+    Subclasses call ``self.save_hyperparameters(...)`` with at least ``lr``, ``warmup_steps``,
+    ``lr_decay`` (none | cosine, to 0 at ``max_steps``), ``max_steps``, ``ema_decay``,
+    ``ema_warmup`` and ``ema_every``; ``optimizer`` is a partial taking the parameters and ``lr``
+    (Hydra ``_partial_: true``).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
+        self.optimizer_fn = optimizer or partial(torch.optim.Adam)
+        self._forward_net = torch.compile(self.net) if compile else self.net
+        self._ema_updates = 0
+
+    def check_finite(self, loss: Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {self.global_step}; stopping. The last good "
+                f"checkpoint is kept; lower model.lr, enable trainer.gradient_clip_val or check the data"
+            )
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = [p.grad.detach().norm() for p in self.net.parameters() if p.grad is not None]
+        if not norms:
+            return
+        total = torch.linalg.vector_norm(torch.stack(norms))
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"non-finite gradient norm at step {self.global_step}; stopping. The last good checkpoint is kept"
+            )
+        self.log("train/grad_norm", total)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.global_step % self.hparams.ema_every == 0:
+            decay = ema_decay_at(self._ema_updates, self.hparams.ema_decay, self.hparams.ema_warmup)
+            ema_update(self.ema, self.net, decay)
+            self._ema_updates += 1
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def configure_optimizers(self):
+        opt = self.optimizer_fn(self.net.parameters(), lr=self.hparams.lr)
+        warmup, decay, max_steps = (
+            self.hparams.warmup_steps,
+            self.hparams.lr_decay,
+            self.hparams.max_steps,
+        )
+
+        def factor(step: int) -> float:
+            f = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+            if decay == "cosine" and max_steps > 0:
+                progress = min(1.0, max(0, step - warmup) / max(1, max_steps - warmup))
+                f *= 0.5 * (1 + math.cos(math.pi * progress))
+            return f
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ema_updates"] = self._ema_updates
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._ema_updates = int(checkpoint.get("ema_updates", 0))
