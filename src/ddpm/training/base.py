@@ -20,7 +20,8 @@ class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.
 
-    Subclasses call ``self.save_hyperparameters(...)`` with at least ``lr``, ``warmup_steps``,
+    Subclasses define ``eval_loss(batch, batch_idx)`` (validation and test, logged as
+    ``val/loss``/``test/loss``) and call ``self.save_hyperparameters(...)`` with at least ``lr``, ``warmup_steps``,
     ``lr_decay`` (none | cosine, to 0 at ``max_steps``), ``max_steps``, ``ema_decay``,
     ``ema_warmup`` and ``ema_every``; ``optimizer`` is a partial taking the parameters and ``lr``
     (Hydra ``_partial_: true``).
@@ -82,6 +83,23 @@ class AveragedModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- validation / test: the subclass's loss with the EMA weights and fixed noise -------------
+    def eval_loss(self, batch, batch_idx: int) -> Tensor:
+        raise NotImplementedError
+
+    def _evaluate(self, batch, batch_idx: int, stage: str) -> Tensor:
+        loss = self.eval_loss(batch, batch_idx)
+        self.log(
+            f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=len(batch[0])
+        )
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> Tensor:
+        return self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch, batch_idx: int) -> Tensor:
+        return self._evaluate(batch, batch_idx, "test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ema_updates"] = self._ema_updates

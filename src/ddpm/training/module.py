@@ -167,7 +167,8 @@ class DiffusionModule(AveragedModule):
         return loss
 
     # --- validation / test: the EMA weights, fixed noise -------------------------------------------
-    def _eval_step(self, batch, batch_idx: int, stage: str) -> Tensor:
+    def eval_loss(self, batch, batch_idx: int) -> Tensor:
+        """``L_simple`` of the EMA weights with noise fixed by the batch index."""
         x0, y = batch
         g = torch.Generator(device=self.device).manual_seed(10_000 + batch_idx)
         net, self._forward_net = self._forward_net, self.ema
@@ -175,17 +176,7 @@ class DiffusionModule(AveragedModule):
             terms, _, _ = self._losses(x0, y, g)
         finally:
             self._forward_net = net
-        loss = terms["mse"].mean()
-        self.log(
-            f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=x0.shape[0]
-        )
-        return loss
-
-    def validation_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step(batch, batch_idx, "val")
-
-    def test_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step(batch, batch_idx, "test")
+        return terms["mse"].mean()
 
     # --- checkpoint extras -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

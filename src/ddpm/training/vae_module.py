@@ -81,17 +81,7 @@ class VAEModule(AveragedModule):
         self.log("train/reconstruction_bpd", -bits["reconstruction"])
         return loss
 
-    def _eval_step(self, batch, batch_idx: int, stage: str) -> Tensor:
-        x, _ = batch
+    def eval_loss(self, batch, batch_idx: int) -> Tensor:
+        """``-ELBO`` in bits/dim of the EMA weights, noise fixed by the batch index."""
         g = torch.Generator(device=self.device).manual_seed(10_000 + batch_idx)
-        loss = -self._bits_per_dim(self.ema, x, g)["elbo"]
-        self.log(
-            f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=x.shape[0]
-        )
-        return loss
-
-    def validation_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step(batch, batch_idx, "val")
-
-    def test_step(self, batch, batch_idx: int) -> Tensor:
-        return self._eval_step(batch, batch_idx, "test")
+        return -self._bits_per_dim(self.ema, batch[0], g)["elbo"]
