@@ -134,7 +134,7 @@ def fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def table(dataset: str, root: Path, dry: bool) -> str:
+def table(dataset: str, root: Path, dry: bool, groups: set[str] | None = None) -> str:
     py = sys.executable
     base = root / dataset
     lines = [
@@ -142,6 +142,8 @@ def table(dataset: str, root: Path, dry: bool) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in ROWS:
+        if groups and row.group not in groups:
+            continue
         run_dir = base / row.run
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         train_cmd = [py, "train.py", f"hydra.run.dir={run_dir}", *TRAININGS[dataset][row.run]]
@@ -181,12 +183,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--root", type=Path, default=ROOT / "results")
     p.add_argument("--only", choices=sorted(TRAININGS), action="append")
+    p.add_argument(
+        "--groups",
+        help="comma-separated row groups to run (schedule, prediction, variance, sampler, model); "
+        "two invocations with disjoint groups can share the work",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     a = p.parse_args(argv)
     for dataset in a.only or sorted(TRAININGS):
-        markdown = table(dataset, a.root.resolve(), a.dry_run)
+        groups = set(a.groups.split(",")) if a.groups else None
+        markdown = table(dataset, a.root.resolve(), a.dry_run, groups)
         print(markdown, flush=True)
-        if not a.dry_run:
+        if not a.dry_run and not groups:
             (a.root / f"{dataset}.md").write_text(markdown + "\n")
 
 
