@@ -91,7 +91,7 @@ def test_evaluate_rgb_checkpoint_with_inception_offline_and_cached(weights, tmp_
         m = json.loads((tmp_path / name / "metrics.json").read_text())
         assert m["feature_extractor"] == "inception-v3-compat" and np.isfinite(m["fid"])
         assert {"kid", "precision", "recall"} <= set(m)
-    cached = list(cache.glob("features-*-test-inception-v3-compat.pt"))
+    cached = list(cache.glob("features-*-test-inception-v3-compat-*.pt"))
     assert len(cached) == 1 and torch.load(cached[0], weights_only=True).shape == (4, 2048)
     assert json.loads((tmp_path / "first" / "metrics.json").read_text())["fid"] == pytest.approx(
         json.loads((tmp_path / "second" / "metrics.json").read_text())["fid"], rel=1e-12

@@ -68,3 +68,21 @@ def test_shards_cover_every_index_once(n, world):
     covered = [i for r in range(world) for i in shard(n, r, world)]
     assert covered == list(range(n))
     assert max(len(shard(n, r, world)) for r in range(world)) == math.ceil(n / world) or n < world
+
+
+def test_real_feature_cache_follows_the_data(tmp_path):
+    """Two datasets with the same name but different points never share cached features (a stale
+    cache once scored toy2d samples against points of an older scaling)."""
+    from ddpm.data import Toy2DDataModule
+    from ddpm.evaluation.extractors import IdentityExtractor
+    from ddpm.evaluation.runner import dataset_tensors, real_features
+
+    feats = []
+    for seed in (0, 1, 0):
+        dm = Toy2DDataModule("moons", size=64, test_size=32, seed=seed, batch_size=16)
+        dm.check_available()
+        got = real_features(IdentityExtractor(), dm, tmp_path, None)
+        assert torch.equal(got, dataset_tensors(dm.test_set)[0].double())
+        feats.append(got)
+    assert not torch.equal(feats[0], feats[1]) and torch.equal(feats[0], feats[2])
+    assert len(list(tmp_path.glob("features-toy2d-moons-test-identity-*.pt"))) == 2

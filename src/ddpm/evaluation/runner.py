@@ -3,6 +3,7 @@ evaluate.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,11 +272,14 @@ def make_extractor(
 def real_features(
     extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test"
 ) -> Tensor:
-    """Features of the real split, cached on disk (float64) by dataset, split and extractor."""
-    path = cache_dir / f"features-{datamodule.info.name}-{split}-{extractor.name}.pt"
+    """Features of the real split, cached on disk (float64) by dataset, split, extractor and a
+    digest of the split's data, so a change to the data (its scaling, size or seed) is never
+    scored against features of the old data."""
+    x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
+    digest = hashlib.sha1(x.double().numpy().tobytes()).hexdigest()[:12]
+    path = cache_dir / f"features-{datamodule.info.name}-{split}-{extractor.name}-{digest}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)
-    x, _ = dataset_tensors(datamodule.test_set)
     rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
     idx = shard(len(x), rank, world)
     feats = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
