@@ -42,8 +42,13 @@ def decoder_log_likelihood(x: Tensor, mean: Tensor, log_var: Tensor, decoder: st
 
 
 def reparameterize(mean: Tensor, log_var: Tensor, generator=None) -> Tensor:
-    """``z = mean + sigma * eps``, ``eps ~ N(0, I)`` (Kingma & Welling 2014, eq. 10)."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    """``z = mean + sigma * eps``, ``eps ~ N(0, I)`` (Kingma & Welling 2014, eq. 10).
+    ``generator``: one (on ``mean``'s device), or a list with one per row, so that an example's
+    noise does not depend on the batch it is in."""
+    if isinstance(generator, (list, tuple)):
+        eps = randn(mean.shape, generator, mean.device, mean.dtype)
+    else:
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + torch.exp(0.5 * log_var) * eps
 
 

@@ -37,6 +37,7 @@ from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.losses import full_vlb
 from ddpm.ode_likelihood import ode_bits_per_dim
 from ddpm.samplers.draw import SamplerSpec, draw_samples
+from ddpm.samplers.steps import sample_generators
 from ddpm.schedule import Schedule
 from ddpm.vae import draw_vae_samples, elbo, importance_weighted_bound
 
@@ -400,12 +401,13 @@ def vae_bits_per_dim(
 ) -> dict:
     """The VAE's bounds on the test split in bits/dim: ``bpd`` from the ELBO (Prop. 1, eq. 7, the
     counterpart of the diffusion VLB) and ``bpd_iw`` from the importance-weighted bound with
-    ``iw_samples`` samples (tighter, Burda et al. 2016); ``bpd_kl`` is the ELBO's KL term."""
+    ``iw_samples`` samples (tighter, Burda et al. 2016); ``bpd_kl`` is the ELBO's KL term. Each
+    example's noise comes from its own generator, so the numbers do not depend on the devices."""
     x, _ = dataset_tensors(datamodule.test_set, limit)
     decoder = "discretized" if model.is_image else "gaussian"
 
     def batch_bounds(xb: Tensor, start: int) -> Tensor:
-        g = torch.Generator(device=xb.device).manual_seed(seed * 7919 + start)
+        g = sample_generators(seed, range(start, start + len(xb)))  # per example: any world size
         terms = elbo(model.net, xb, decoder, g)
         iw = importance_weighted_bound(model.net, xb, iw_samples, decoder, g)
         return torch.stack([-terms["elbo"], -iw, terms["kl"]], 1)
