@@ -64,6 +64,9 @@ def run(cfg: dict) -> None:
     if bpd and model.is_vae:
         if bpd == "ode":
             raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
+        k = cfg["iw_samples"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"iw_samples={k!r} is not valid; it must be an integer >= 1")
         metrics.update(
             vae_bits_per_dim(
                 fabric,

@@ -52,6 +52,11 @@ def reparameterize(mean: Tensor, log_var: Tensor, generator=None) -> Tensor:
     return mean + torch.exp(0.5 * log_var) * eps
 
 
+def kl_to_prior(mean: Tensor, log_var: Tensor) -> Tensor:
+    """``KL(N(mean, diag exp(log_var)) || N(0, I))`` per example, in closed form (Prop. 5)."""
+    return _sum_dims(gaussian_kl(mean, log_var, torch.zeros_like(mean), torch.zeros_like(log_var)))
+
+
 def elbo(vae, x: Tensor, decoder: str, generator=None) -> dict[str, Tensor]:
     """Prop. 1 (eq. 7): ``log p(x) >= E_q[log p(x, z) - log q(z|x)]
     = E_q[log p(x|z)] - KL(q(z|x) || p(z))``, the expectation by one reparameterised sample and
@@ -60,7 +65,7 @@ def elbo(vae, x: Tensor, decoder: str, generator=None) -> dict[str, Tensor]:
     mean, log_var = vae.encode(x)
     z = reparameterize(mean, log_var, generator)
     rec = decoder_log_likelihood(x, *vae.decode(z), decoder)
-    kl = _sum_dims(gaussian_kl(mean, log_var, torch.zeros_like(mean), torch.zeros_like(log_var)))
+    kl = kl_to_prior(mean, log_var)
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
 
