@@ -138,7 +138,8 @@ def sample_cell(m: dict) -> str:
     """FID; for points, the Fréchet distance of the coordinates and the MMD (which sees shape)."""
     if "mmd" in m:
         return f"{fmt(m['fid'], '.2g')} / {fmt(m['mmd'], '.2g')}"
-    return fmt(m.get("fid"), ".3g")
+    fid = m.get("fid")
+    return fmt(fid, ".2f" if fid is not None and fid >= 1 else ".2g")
 
 
 def bpd_cell(m: dict) -> str:
