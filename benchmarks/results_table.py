@@ -73,7 +73,7 @@ class Row:
 ROWS: list[Row] = [
     Row("schedule", "linear", "linear-eps", DDIM50),
     Row("schedule", "cosine", "cosine-eps", DDIM50),
-    Row("prediction", "eps", "linear-eps", DDIM50, bpd=False),
+    Row("prediction", "eps", "linear-eps", DDIM50),
     Row("prediction", "v", "linear-v", DDIM50),
     Row("variance", "fixed_small", "linear-eps", DDPM50 + ["sampler.variance=fixed_small"]),
     Row("variance", "fixed_large", "linear-eps", DDPM50 + ["sampler.variance=fixed_large"]),
