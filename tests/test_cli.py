@@ -130,8 +130,8 @@ def test_sample_digits_images_trajectory_and_class_labels(digits_ckpt, tmp_path)
     assert bad.returncode != 0 and "class_label=12" in bad.stderr and "0..9" in bad.stderr
 
 
-def test_evaluate_fid_is_the_same_on_one_and_two_devices(toy_ckpt, tmp_path):
-    fids = []
+def test_evaluate_fid_and_bpd_are_the_same_on_one_and_two_devices(toy_ckpt, tmp_path):
+    fids, bpds = [], []
     for devices in (1, 2):
         out = tmp_path / f"d{devices}"
         run_cli(
@@ -146,11 +146,16 @@ def test_evaluate_fid_is_the_same_on_one_and_two_devices(toy_ckpt, tmp_path):
             f"fid.cache_dir={tmp_path / 'cache'}",
             "progress=false",
             "batch_size=64",
+            "bpd=true",
+            "bpd_examples=30",
+            "bpd_timesteps_per_call=100",
         )
         m = json.loads((out / "metrics.json").read_text())
         assert m["feature_extractor"] == "identity" and m["nfe"] == 10 and m["num_samples"] == 300
         fids.append(m["fid"])
+        bpds.append(m["bpd"])
     assert fids[0] == pytest.approx(fids[1], rel=1e-9, abs=1e-12)
+    assert bpds[0] == pytest.approx(bpds[1], rel=1e-6)  # per-example noise; float32 batching
 
 
 def test_bpd_of_trained_is_better_than_untrained(toy_ckpt, tmp_path):

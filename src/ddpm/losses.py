@@ -21,6 +21,7 @@ from ddpm.likelihood import (
     mean_flat,
 )
 from ddpm.parameterization import from_x0, to_x0, x0_error_scale
+from ddpm.samplers.steps import randn
 from ddpm.schedule import Schedule
 
 LossType = Literal["simple", "vlb", "hybrid", "min_snr"]
@@ -150,13 +151,14 @@ def full_vlb(
     decoder: Decoder = "discretized",
     analytic_log_variance: Tensor | None = None,
     timesteps_per_call: int = 1,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     progress: Callable | None = None,
 ) -> dict[str, Tensor]:
     """The whole bound of Prop. 2, ``L = L_T + sum_{t>1} L_{t-1} + L_0`` (eq. 30), in bits/dim
     per example: every term evaluated once at a fresh ``x_t ~ q(x_t | x_0)`` (an unbiased
     estimate of the expectation in eq. 25, exact for ``L_T``). ``timesteps_per_call`` timesteps
-    are stacked into one network call to amortise it (Ho et al. Table 2 protocol).
+    are stacked into one network call to amortise it (Ho et al. Table 2 protocol). With one
+    ``generator`` per example, an example's noise does not depend on its batch.
 
     Returns ``{"total", "prior", "decoder", "terms" (N, T), "mse" (N, T)}``.
     """
@@ -168,7 +170,10 @@ def full_vlb(
     for chunk in progress(chunks) if progress else chunks:
         kk = torch.tensor(chunk, device=x0.device).repeat_interleave(n)
         xx0 = x0.repeat(len(chunk), *([1] * (x0.ndim - 1)))
-        noise = torch.randn(xx0.shape, generator=generator, device="cpu", dtype=x0.dtype)
+        if isinstance(generator, (list, tuple)):  # row i from generator i, timestep by timestep
+            noise = torch.cat([randn(x0.shape, generator, dtype=x0.dtype) for _ in chunk])
+        else:
+            noise = torch.randn(xx0.shape, generator=generator, device="cpu", dtype=x0.dtype)
         noise = noise.to(x0.device)
         x_t = q_sample(s, xx0, kk, noise)
         out = model_fn(x_t, s.timestep_map.to(kk.device)[kk])

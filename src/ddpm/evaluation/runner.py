@@ -357,11 +357,12 @@ def bits_per_dim(
     net = lambda xt, k: model.net(xt, k, None)  # noqa: E731
 
     def batch_bpd(xb: Tensor, start: int) -> Tensor:
-        g = torch.Generator().manual_seed(seed * 7919 + start)
         if method == "ode":
+            g = torch.Generator().manual_seed(seed * 7919 + start)
             return ode_bits_per_dim(model.schedule, net, xb, model.prediction, model.is_image, g)[
                 :, None
             ]
+        g = sample_generators(seed, range(start, start + len(xb)))  # per example: any world size
         res = full_vlb(
             model.schedule,
             net,
