@@ -142,11 +142,17 @@ def sample_cell(m: dict) -> str:
     return fmt(fid, ".2f" if fid is not None and fid >= 1 else ".2g")
 
 
+def with_error(m: dict, key: str) -> str:
+    """``value ± standard error`` (the error over the test examples, see ``bpd_stderr``)."""
+    err = m.get(f"{key}_stderr")
+    return fmt(m.get(key)) + ("" if err is None else f" ± {err:.3f}")
+
+
 def bpd_cell(m: dict) -> str:
     """The VLB (diffusion) or the ELBO and the importance-weighted bound (VAE)."""
     if "bpd_iw" in m:
-        return f"{fmt(m['bpd'])} (IW-{m['bpd_iw_samples']}: {fmt(m['bpd_iw'])})"
-    return fmt(m.get("bpd"))
+        return f"{with_error(m, 'bpd')} (IW-{m['bpd_iw_samples']}: {with_error(m, 'bpd_iw')})"
+    return with_error(m, "bpd")
 
 
 def table(dataset: str, root: Path, dry: bool, groups: set[str] | None = None) -> str:

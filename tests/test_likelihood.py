@@ -201,3 +201,17 @@ def test_full_vlb_with_per_example_generators_does_not_depend_on_the_batch(gen):
     parts = torch.cat([vlb(x0[:3], range(3)), vlb(x0[3:], range(3, 7))])
     assert torch.allclose(whole, parts, atol=1e-12)
     assert not torch.allclose(whole, vlb(x0, range(7), seed=1))
+
+
+def test_bpd_standard_error_matches_the_spread_of_repeated_estimates():
+    """``bpd_stderr`` is calibrated: over many independent test sets of the same size, the
+    means scatter by what one set's standard error predicts (Monte Carlo reference)."""
+    from ddpm.evaluation.runner import standard_error
+
+    g = torch.Generator().manual_seed(0)
+    sets = 3.0 + 2.0 * torch.randn(2000, 50, generator=g, dtype=torch.float64)
+    predicted = float(torch.tensor([standard_error(s) for s in sets]).mean())
+    observed = float(sets.mean(1).std())
+    assert predicted == pytest.approx(2.0 / math.sqrt(50), rel=0.03)
+    assert observed == pytest.approx(predicted, rel=0.05)
+    assert standard_error(torch.ones(1, dtype=torch.float64)) == 0.0
