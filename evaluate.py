@@ -39,6 +39,12 @@ def run(cfg: dict) -> None:
     if bpd not in (False, True, "vlb", "ode"):
         raise ConfigError(f"bpd={bpd!r} is not valid; choose false, true (= vlb) or ode")
     model, labels = load_for_sampling(cfg, "evaluate.py", min_samples=2)
+    if bpd and model.is_vae:  # checked before sampling, which may take long
+        if bpd == "ode":
+            raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
+        k = cfg["iw_samples"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"iw_samples={k!r} is not valid; it must be an integer >= 1")
     datamodule = build_datamodule(model.config)
     datamodule.check_available()
     cache_dir = Path(cfg["fid"]["cache_dir"])
@@ -62,11 +68,6 @@ def run(cfg: dict) -> None:
         _, probs = extractor.features_and_probs(x)
         metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
     if bpd and model.is_vae:
-        if bpd == "ode":
-            raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
-        k = cfg["iw_samples"]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ConfigError(f"iw_samples={k!r} is not valid; it must be an integer >= 1")
         metrics.update(
             vae_bits_per_dim(
                 fabric,
@@ -94,12 +95,11 @@ def run(cfg: dict) -> None:
                 "ode" if bpd == "ode" else "vlb",
             )
         )
+    method = info.get("method", spec.method)
     metrics.update(
         num_samples=cfg["num_samples"],
-        sampler=info.get("method", spec.method),
-        steps=spec.steps
-        if info.get("method", spec.method) in ("ddpm", "ddim", "dpm_solver")
-        else None,
+        sampler=method,
+        steps=spec.steps if method in ("ddpm", "ddim", "dpm_solver") else None,
         nfe=info["nfe"],
         seed=cfg["seed"],
         guidance_scale=cfg["guidance_scale"],

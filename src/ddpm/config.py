@@ -119,7 +119,8 @@ def validate_train(cfg: dict) -> None:
     """Everything train.py needs, checked before the data is touched or a process is spawned."""
     T = validate_schedule(cfg)
     _validate_optimisation(cfg["model"])
-    if is_vae_config(cfg):
+    vae = is_vae_config(cfg)
+    if vae:
         _validate_vae(cfg)
     else:
         _validate_diffusion(cfg)
@@ -127,7 +128,7 @@ def validate_train(cfg: dict) -> None:
     mult = net.get("ch_mult") or net.get("channels")
     size = net.get("image_size")
     # a UNet's last level keeps its resolution; every stage of the VAE's encoder halves it
-    levels = None if mult is None else len(mult) - (0 if is_vae_config(cfg) else 1)
+    levels = None if mult is None else len(mult) - (0 if vae else 1)
     if levels is not None and size is not None and size % 2**levels:
         key = "network.ch_mult" if "ch_mult" in net else "network.channels"
         raise ConfigError(

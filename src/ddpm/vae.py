@@ -84,14 +84,19 @@ def log_importance_weights(
     return torch.stack(out)
 
 
+def bound_from_log_weights(log_weights: Tensor) -> Tensor:
+    """Burda et al. (2016) eq. 8 from ``K`` log-weights of shape ``(K, N)``:
+    ``log (1/K) sum_k p(x, z_k) / q(z_k|x)``, computed as a log-mean-exp."""
+    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+
+
 def importance_weighted_bound(
     vae, x: Tensor, num_samples: int, decoder: str, generator=None
 ) -> Tensor:
     """Burda et al. (2016) eq. 8: ``log p(x) >= E[log (1/K) sum_k p(x, z_k) / q(z_k|x)]``,
     ``z_k ~ q(z|x)``. ``K = 1`` is the ELBO; the bound rises with ``K`` and tends to
     ``log p(x)``."""
-    w = log_importance_weights(vae, x, num_samples, decoder, generator)
-    return torch.logsumexp(w, dim=0) - math.log(num_samples)
+    return bound_from_log_weights(log_importance_weights(vae, x, num_samples, decoder, generator))
 
 
 @torch.no_grad()
@@ -116,8 +121,6 @@ def draw_vae_samples(
         gens = sample_generators(seed, indices[start : start + batch_size])
         z = randn((len(gens), vae.latent_dim), gens, device)
         mean, log_var = vae.decode(z)
-        x = mean
-        if decoder_noise:
-            x = mean + torch.exp(0.5 * log_var) * randn(mean.shape, gens, device)
+        x = reparameterize(mean, log_var, gens) if decoder_noise else mean
         out.append((x.clamp(-1, 1) if clip else x).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, *shape))

@@ -40,7 +40,12 @@ from ddpm.ode_likelihood import ode_bits_per_dim
 from ddpm.samplers.draw import SamplerSpec, draw_samples
 from ddpm.samplers.steps import sample_generators
 from ddpm.schedule import Schedule
-from ddpm.vae import draw_vae_samples, kl_to_prior, log_importance_weights
+from ddpm.vae import (
+    bound_from_log_weights,
+    draw_vae_samples,
+    kl_to_prior,
+    log_importance_weights,
+)
 
 
 def progress_bar(description: str, enabled: bool = True):
@@ -427,7 +432,7 @@ def vae_bits_per_dim(
     def batch_bounds(xb: Tensor, start: int) -> Tensor:
         g = sample_generators(seed, range(start, start + len(xb)))  # per example: any world size
         w = log_importance_weights(model.net, xb, iw_samples, decoder, g)
-        iw = torch.logsumexp(w, dim=0) - math.log(iw_samples)
+        iw = bound_from_log_weights(w)
         return torch.stack([-w.mean(0), -iw, kl_to_prior(*model.net.encode(xb))], 1)
 
     allv = nats_to_bits_per_dim(

@@ -33,7 +33,10 @@ class AveragedModule(L.LightningModule):
         optimizer: Callable | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        ema_decay: float = 0.9999,
     ) -> None:
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()

@@ -59,15 +59,13 @@ class DiffusionModule(AveragedModule):
         channels_last: bool = False,
         run_config: dict | None = None,
     ) -> None:
-        super().__init__(net, optimizer, compile, channels_last)
+        super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay)
         check_prediction(prediction)
         check_loss_type(loss)
         if variance not in VARIANCES[:3]:
             raise ValueError(
                 f"unknown model.variance {variance!r}; choose fixed_small, fixed_large or learned_range"
             )
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
         self.save_hyperparameters(ignore=["net", "schedule", "optimizer"])
         self.schedule = schedule
         T = schedule.num_timesteps

@@ -3,12 +3,12 @@ guards as :class:`ddpm.training.DiffusionModule`, trained by maximising Prop. 1'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.nets.vae import VAE
 from ddpm.training.base import AveragedModule
 from ddpm.vae import DECODERS, draw_vae_samples, elbo
@@ -46,9 +46,7 @@ class VAEModule(AveragedModule):
             )
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
-        super().__init__(net, optimizer)
+        super().__init__(net, optimizer, ema_decay=ema_decay)
         self.save_hyperparameters(ignore=["net", "optimizer"])
 
     @torch.no_grad()
@@ -66,8 +64,7 @@ class VAEModule(AveragedModule):
 
     def _bits_per_dim(self, net, x: Tensor, generator) -> dict[str, Tensor]:
         terms = elbo(net, x, self.hparams.decoder, generator)
-        scale = 1.0 / (x[0].numel() * math.log(2.0))
-        return {k: v.mean() * scale for k, v in terms.items()}
+        return {k: nats_to_bits_per_dim(v.mean(), x[0].numel()) for k, v in terms.items()}
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, _ = batch
