@@ -2,7 +2,7 @@
 
     python benchmarks/results_table.py [--root results] [--only digits|toy2d] [--dry-run]
 
-Every step is a plain ``train.py`` / ``evaluate.py`` / ``python -m ddpm.evaluation.analytic``
+Every step is a plain ``train.py`` / ``evaluate.py`` / ``python -m ddpm.estimate_gamma``
 command, run in a subprocess and timed. A step whose output already exists is skipped, so an
 interrupted run picks up where it stopped. The tables are printed as Markdown and written to
 ``ROOT/DATASET.md``; each row names the command that produced it.
@@ -34,7 +34,6 @@ TRAININGS: dict[str, dict[str, list[str]]] = {
         "linear-v": ["model.prediction=v"],
         "learned": [
             "model.variance=learned_range",
-            "network.learn_sigma=true",
             "model.loss=hybrid",
         ],
         "vae": ["experiment=digits_vae"],
@@ -46,7 +45,6 @@ TRAININGS: dict[str, dict[str, list[str]]] = {
         "learned": [
             "experiment=toy2d",
             "model.variance=learned_range",
-            "network.learn_sigma=true",
             "model.loss=hybrid",
         ],
         "vae": ["experiment=toy2d_vae"],
@@ -75,14 +73,14 @@ ROWS: list[Row] = [
     Row("schedule", "cosine", "cosine-eps", DDIM50),
     Row("prediction", "eps", "linear-eps", DDIM50),
     Row("prediction", "v", "linear-v", DDIM50),
-    Row("variance", "fixed_small", "linear-eps", DDPM50 + ["sampler.variance=fixed_small"]),
-    Row("variance", "fixed_large", "linear-eps", DDPM50 + ["sampler.variance=fixed_large"]),
+    Row("variance", "fixed_small", "linear-eps", DDPM50 + ["denoiser.variance=fixed_small"]),
+    Row("variance", "fixed_large", "linear-eps", DDPM50 + ["denoiser.variance=fixed_large"]),
     Row("variance", "learned_range", "learned", DDPM50),
     Row(
         "variance",
         "analytic",
         "linear-eps",
-        DDPM50 + ["sampler.variance=analytic"],
+        DDPM50 + ["denoiser.variance=analytic"],
         needs_gamma=True,
     ),
     Row("sampler", "DDPM-1000", "linear-eps", ["sampler=ddpm", "sampler.steps=1000"], bpd=False),
@@ -171,7 +169,7 @@ def table(dataset: str, root: Path, dry: bool, groups: set[str] | None = None) -
         train_cmd = [py, "train.py", f"hydra.run.dir={run_dir}", *TRAININGS[dataset][row.run]]
         train_seconds = run_step(train_cmd, ckpt, run_dir / "train.log", dry)
         if row.needs_gamma:
-            gamma_cmd = [py, "-m", "ddpm.evaluation.analytic", str(ckpt), "--num-examples", "256"]
+            gamma_cmd = [py, "-m", "ddpm.estimate_gamma", str(ckpt), "--num-examples", "256"]
             gamma_seconds = run_step(
                 gamma_cmd, base / row.run / "gamma.done", base / row.run / "gamma.log", dry
             )

@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from ddpm.analytic import GaussianMixture
 from ddpm.evaluation.metrics import feature_statistics, frechet_distance
+from ddpm.oracles import GaussianMixture
 from ddpm.samplers import sample
 from ddpm.samplers.steps import SPACINGS  # noqa: F401  (documented choices)
 from ddpm.schedule import make_schedule

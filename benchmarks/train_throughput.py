@@ -15,11 +15,11 @@ import time
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from ddpm.cli.preflight import plain
+from ddpm.config import parse_train
 from ddpm.diffusion import q_sample
-from ddpm.training import DiffusionModule
+from ddpm.training.build import build_module
 from ddpm.training.ema import ema_update
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -39,17 +39,6 @@ class Timer(L.Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def build(cfg, config):
-    kw = {k: v for k, v in config["model"].items() if k not in ("_target_", "optimizer")}
-    return DiffusionModule(
-        **kw,
-        net=instantiate(cfg.network),
-        schedule=instantiate(cfg.schedule),
-        optimizer=instantiate(cfg.model.optimizer),
-        run_config=config,
-    )
-
-
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,30 +49,26 @@ def main() -> None:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
-        cfg = compose(
-            "train",
-            overrides=[f"experiment={args.experiment}", "run_dir=/tmp/ddpm-bench", *args.overrides],
-        )
-    config = OmegaConf.to_container(cfg, resolve=True)
-    dm = instantiate(cfg.dataset)
-    config.update(data_shape=list(dm.info.shape), num_classes=dm.info.num_classes)
+        composed = compose("train", overrides=[f"experiment={args.experiment}", *args.overrides])
+    cfg = parse_train(plain(composed, run_dir="/tmp/ddpm-bench"))
+    dm = cfg.dataset.build()
     batch = next(iter(dm.train_dataloader()))
     total = args.steps + args.warmup
 
     # --- framework: the module and data module exactly as train.py builds them ----------------------
     L.seed_everything(0, verbose=False)
-    module = build(cfg, config)
+    module = build_module(cfg, dm.info)
     timer = Timer(args.warmup)
     trainer = L.Trainer(
         max_steps=total,
-        accelerator=cfg.trainer.accelerator,
+        accelerator=cfg.trainer.kwargs["accelerator"],
         devices=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
-        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        gradient_clip_val=cfg.trainer.kwargs["gradient_clip_val"],
         callbacks=[timer],
     )
     trainer.fit(module, dm)
@@ -91,11 +76,11 @@ def main() -> None:
 
     # --- bare loop: same network, optimizer, clipping, EMA, loss; data from the same loader ---------
     L.seed_everything(0, verbose=False)
-    ref = build(cfg, config)
+    ref = build_module(cfg, dm.info)
     net, sched, device = ref.net, ref.schedule, trainer.strategy.root_device
     net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = ref.optimizer_fn(net.parameters(), lr=config["model"]["lr"])
+    opt = ref.optimizer_fn(net.parameters(), lr=ref.hparams.lr)
     loader = dm.train_dataloader()
     it, done = iter(loader), 0
     start = None
@@ -113,9 +98,9 @@ def main() -> None:
         loss = (net(q_sample(sched, x0, k, noise), k) - noise).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.trainer.gradient_clip_val)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.trainer.kwargs["gradient_clip_val"])
         opt.step()
-        ema_update(ema, net, config["model"]["ema_decay"])
+        ema_update(ema, net, ref.hparams.ema_decay)
         done += 1
     bare = args.steps / (time.perf_counter() - start)
     del batch

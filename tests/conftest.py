@@ -55,6 +55,46 @@ def run_cli(
 QUIET = ("callbacks.progress=null", "trainer.enable_model_summary=false")
 
 
+def compose(name: str, *overrides: str, run_dir=None) -> dict:
+    """A root config composed in-process as the entry point would, as plain resolved values
+    (what ``ddpm.config.parse_*`` and ``train``/``sample``/``evaluate`` take)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from ddpm.cli.preflight import plain
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = hydra_compose(name, overrides=list(overrides))
+    return plain(cfg, run_dir=str(run_dir) if run_dir is not None else "/tmp/ddpm-unused-run")
+
+
+TOY_OVERRIDES = (
+    "experiment=toy2d",
+    "callbacks.sample_grid.every_n_steps=0",
+    "callbacks.sample_grid.num_samples=200",
+    "dataset.size=512",
+    "network.hidden=64",
+    "trainer.limit_val_batches=1",
+    *QUIET,
+)
+
+
+def train_in_process(run_dir, *overrides: str, steps: int = 30):
+    """``train(cfg)`` called as a library: the same config train.py would compose."""
+    from ddpm.training import train
+
+    cfg = compose(
+        "train",
+        *TOY_OVERRIDES,
+        f"trainer.max_steps={steps}",
+        "callbacks.checkpoint.every_n_train_steps=10",
+        "trainer.val_check_interval=10",
+        *overrides,
+        run_dir=run_dir,
+    )
+    return train(cfg)
+
+
 def train_toy(run_dir, *extra: str, steps: int = 30, **kw):
     return run_cli(
         "train.py",
@@ -78,23 +118,28 @@ def train_toy(run_dir, *extra: str, steps: int = 30, **kw):
 def toy_ckpt(tmp_path_factory):
     """A toy2d checkpoint trained for a few hundred steps, shared by the sample/evaluate tests."""
     run = tmp_path_factory.mktemp("toy_run")
-    train_toy(run, "callbacks.checkpoint.every_n_train_steps=100", steps=300)
+    train_in_process(run, "callbacks.checkpoint.every_n_train_steps=100", steps=300)
     return run / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="session")
 def digits_ckpt(tmp_path_factory):
+    """A (barely trained) class-conditional digits checkpoint."""
+    from ddpm.training import train
+
     run = tmp_path_factory.mktemp("digits_run")
-    run_cli(
-        "train.py",
-        "trainer.max_steps=20",
-        f"hydra.run.dir={run}",
-        "callbacks.checkpoint.every_n_train_steps=10",
-        "callbacks.sample_grid.every_n_steps=0",
-        "callbacks.sample_grid.num_samples=16",
-        "model.conditional=true",
-        "trainer.limit_val_batches=0",
-        *QUIET,
+    train(
+        compose(
+            "train",
+            "trainer.max_steps=20",
+            "callbacks.checkpoint.every_n_train_steps=10",
+            "callbacks.sample_grid.every_n_steps=0",
+            "callbacks.sample_grid.num_samples=16",
+            "model.conditional=true",
+            "trainer.limit_val_batches=0",
+            *QUIET,
+            run_dir=run,
+        )
     )
     return run / "checkpoints" / "last.ckpt"
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from ddpm.data import (
     DatasetNotFoundError,
+    DiffusionDataModule,
     DigitsDataModule,
     ImageFolderDataModule,
     TorchvisionDataModule,
@@ -115,7 +116,13 @@ def test_nan_input_is_caught_with_its_index():
         ds[3]
 
 
-def test_declared_shape_must_match_the_data():
-    with pytest.raises(ValueError, match="image_size=16, but digits has image_size 8"):
-        DigitsDataModule(image_size=16).check_declared()
-    DigitsDataModule(channels=1, image_size=8, num_classes=10).check_declared()
+def test_the_data_states_its_shape_and_classes_or_they_are_read_off_it():
+    assert DigitsDataModule().info.shape == (1, 8, 8) and DigitsDataModule().info.num_classes == 10
+
+    class Plain(DiffusionDataModule):  # a user's data module that states nothing
+        def build(self):
+            x = torch.rand(20, 3, 4, 4) * 2 - 1
+            return TensorPairs(x, torch.arange(20) % 4), TensorPairs(x[:5])
+
+    info = Plain().info
+    assert info.shape == (3, 4, 4) and info.num_classes == 4 and info.is_image

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
-from ddpm.analytic import GaussianMixture
 from ddpm.diffusion import q_step
 from ddpm.likelihood import (
     discretized_gaussian_log_likelihood,
@@ -15,6 +14,7 @@ from ddpm.likelihood import (
     isotropic_gaussian_kl,
 )
 from ddpm.losses import LOSS_TYPES, full_vlb, prior_bpd, training_losses
+from ddpm.oracles import GaussianMixture
 from ddpm.parameterization import from_x0
 from ddpm.schedule import make_schedule
 
@@ -185,7 +185,7 @@ def test_hybrid_vlb_term_does_not_train_the_mean(gen):
 def test_full_vlb_with_per_example_generators_does_not_depend_on_the_batch(gen):
     """evaluate.py gives every test example its own generator, so bits/dim are the same for any
     batch size and any number of devices."""
-    from ddpm.samplers.steps import sample_generators
+    from ddpm.random import sample_generators
 
     s = make_schedule("linear", 30)
     gmm = GaussianMixture.gaussian(torch.tensor([0.3, -0.5], dtype=torch.float64), 0.4)
@@ -206,7 +206,7 @@ def test_full_vlb_with_per_example_generators_does_not_depend_on_the_batch(gen):
 def test_bpd_standard_error_matches_the_spread_of_repeated_estimates():
     """``bpd_stderr`` is calibrated: over many independent test sets of the same size, the
     means scatter by what one set's standard error predicts (Monte Carlo reference)."""
-    from ddpm.evaluation.runner import standard_error
+    from ddpm.evaluation.likelihood import standard_error
 
     g = torch.Generator().manual_seed(0)
     sets = 3.0 + 2.0 * torch.randn(2000, 50, generator=g, dtype=torch.float64)
@@ -215,3 +215,49 @@ def test_bpd_standard_error_matches_the_spread_of_repeated_estimates():
     assert predicted == pytest.approx(2.0 / math.sqrt(50), rel=0.03)
     assert observed == pytest.approx(predicted, rel=0.05)
     assert standard_error(torch.ones(1, dtype=torch.float64)) == 0.0
+
+
+def test_image_bits_per_dim_with_the_discretized_decoder_against_torch_distributions():
+    """``full_vlb`` on 256-level images against every term rebuilt from ``torch.distributions``
+    (Normal KLs of Prop. 2, the decoder as CDF differences over the pixel bins, the prior KL),
+    with the same per-example noise draws."""
+    from torch.distributions import Normal
+
+    from ddpm.random import sample_generators
+
+    s = make_schedule("cosine", 6)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randint(0, 256, (3, 1, 2, 2), generator=g).double() / 127.5 - 1  # pixel levels
+
+    def model(x_t, k):  # any fixed network: eps = 0.3 x_t + 0.05 k
+        return 0.3 * x_t + 0.05 * k.double()[:, None, None, None]
+
+    got = full_vlb(
+        s, model, x0, "eps", "fixed_small", "discretized", generator=sample_generators(7, range(3))
+    )
+    gens = sample_generators(7, range(3))
+    abar, abar_prev = s.alphas_cumprod, s.alphas_cumprod_prev
+    total = torch.zeros(3, dtype=torch.float64)
+    for k in reversed(range(s.num_timesteps)):  # the order full_vlb draws its noise in
+        noise = torch.stack(
+            [torch.randn(x0.shape[1:], generator=gi, dtype=torch.float64) for gi in gens]
+        )
+        a, ap, beta = abar[k], abar_prev[k], s.betas[k]
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        x0_hat = (x_t - (1 - a).sqrt() * model(x_t, torch.full((3,), k))) / a.sqrt()
+        mean_p = beta * ap.sqrt() / (1 - a) * x0_hat + (1 - ap) * (1 - beta).sqrt() / (1 - a) * x_t
+        var_p = s.posterior_variance[1] if k == 0 else beta * (1 - ap) / (1 - a)  # beta_tilde
+        p = Normal(mean_p, var_p.sqrt())
+        if k == 0:
+            upper = torch.where(x0 > 0.999, torch.inf, x0 + 1 / 255)
+            lower = torch.where(x0 < -0.999, -torch.inf, x0 - 1 / 255)
+            nats = -(p.cdf(upper) - p.cdf(lower)).log()
+        else:
+            mean_q = beta * ap.sqrt() / (1 - a) * x0 + (1 - ap) * (1 - beta).sqrt() / (1 - a) * x_t
+            nats = kl_divergence(Normal(mean_q, var_p.sqrt()), p)
+        total += nats.mean((1, 2, 3)) / math.log(2)
+    aT = abar[-1]
+    prior = kl_divergence(Normal(aT.sqrt() * x0, (1 - aT).sqrt()), Normal(0.0, 1.0))
+    total += prior.mean((1, 2, 3)) / math.log(2)
+    assert torch.allclose(got["total"], total, rtol=1e-6)
+    assert got["total"].min() > 0  # bits of a discrete image

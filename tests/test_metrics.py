@@ -75,7 +75,8 @@ def test_real_feature_cache_follows_the_data(tmp_path):
     cache once scored toy2d samples against points of an older scaling)."""
     from ddpm.data import Toy2DDataModule
     from ddpm.evaluation.extractors import IdentityExtractor
-    from ddpm.evaluation.runner import dataset_tensors, real_features
+    from ddpm.evaluation.features import real_features
+    from ddpm.evaluation.loading import dataset_tensors
 
     feats = []
     for seed in (0, 1, 0):
@@ -86,3 +87,19 @@ def test_real_feature_cache_follows_the_data(tmp_path):
         feats.append(got)
     assert not torch.equal(feats[0], feats[1]) and torch.equal(feats[0], feats[2])
     assert len(list(tmp_path.glob("features-toy2d-moons-test-identity-*.pt"))) == 2
+
+
+def test_a_corrupt_feature_cache_is_recomputed_with_a_warning(tmp_path):
+    from ddpm.data import Toy2DDataModule
+    from ddpm.evaluation.extractors import IdentityExtractor
+    from ddpm.evaluation.features import real_features
+
+    dm = Toy2DDataModule("moons", size=64, test_size=32, batch_size=16)
+    good = real_features(IdentityExtractor(), dm, tmp_path, None)
+    (path,) = tmp_path.glob("features-*.pt")
+    path.write_bytes(path.read_bytes()[:50])  # truncated, as a killed writer would leave it
+    with pytest.warns(UserWarning, match="unreadable feature cache"):
+        again = real_features(IdentityExtractor(), dm, tmp_path, None)
+    assert torch.equal(again, good)
+    assert torch.equal(torch.load(path, weights_only=True), good)  # rewritten whole
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from conftest import fit_quietly
+from ddpm.checkpoint import atomic_save
 from ddpm.data import DigitsDataModule
 from ddpm.evaluation.plot import main as plot_main
 from ddpm.nets import MLP, UNet
 from ddpm.schedule import make_schedule
 from ddpm.training import DiffusionModule
-from ddpm.training.callbacks import atomic_torch_save
 
 
 def test_quality_vs_nfe_plot_from_a_sweep(tmp_path, capsys):
@@ -31,10 +31,10 @@ def test_quality_vs_nfe_plot_from_a_sweep(tmp_path, capsys):
 
 def test_atomic_save_keeps_the_old_file_and_names_the_path_on_error(tmp_path):
     path = tmp_path / "last.ckpt"
-    atomic_torch_save({"a": torch.ones(2)}, path)
+    atomic_save({"a": torch.ones(2)}, path)
     (tmp_path / "blocker").write_text("a file where a folder should be")
     with pytest.raises(OSError, match="could not save checkpoint to .*blocker/last.ckpt"):
-        atomic_torch_save({"a": torch.zeros(2)}, tmp_path / "blocker" / "last.ckpt")
+        atomic_save({"a": torch.zeros(2)}, tmp_path / "blocker" / "last.ckpt")
     assert torch.load(path, weights_only=True)["a"].sum() == 2
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
@@ -51,11 +51,17 @@ def test_channels_last_trains():
 
 
 @pytest.mark.slow
-def test_compiled_network_matches_eager():
+def test_compiled_network_matches_eager_and_keeps_one_key_per_weight():
     net = MLP(dim=2, hidden=32, depth=1)
+    eager = MLP(dim=2, hidden=32, depth=1)
+    eager.load_state_dict(net.state_dict())
     module = DiffusionModule(
         net, make_schedule("linear", 100), run_config={"data_shape": [2]}, compile=True
     )
-    assert module._forward_net is not module.net  # the compiled wrapper is what training calls
     x, k = torch.randn(8, 2), torch.randint(0, 100, (8,))
-    assert torch.allclose(module._forward_net(x, k), net(x, k), atol=1e-5)
+    assert torch.allclose(module.net(x, k), eager(x, k), atol=1e-5)
+    keys = list(module.state_dict())
+    assert not any("_orig_mod" in k or "_forward_net" in k for k in keys)
+    assert sorted(keys) == sorted(
+        [f"net.{k}" for k in eager.state_dict()] + [f"ema.{k}" for k in eager.state_dict()]
+    )

@@ -21,17 +21,30 @@ from ddpm.nets.embeddings import timestep_embedding
 )
 @pytest.mark.parametrize("learn_sigma", [False, True])
 @pytest.mark.parametrize("class_cond", [False, True])
-def test_shapes_options_and_gradients(cls, kw, shape, learn_sigma, class_cond):
+def test_shapes_options_and_gradients_reach_every_weight(cls, kw, shape, learn_sigma, class_cond):
+    """Every weight gets a non-zero gradient. Zero-initialised output layers (Ho et al. start
+    each block as the identity) would hide the earlier layers' gradients, so the weights are
+    re-drawn first; rows of the class table whose labels are not in the batch get none."""
+    torch.manual_seed(0)
     net = cls(**kw, learn_sigma=learn_sigma, num_classes=10, class_cond=class_cond)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.1)
     x = torch.randn(shape)
     y = torch.tensor([0, 9, -1]) if class_cond else None
-    out = net(x, torch.tensor([0, 10, 999]), y)
+    out = (
+        net(x, torch.tensor([0, 10, 999]), y) if class_cond else net(x, torch.tensor([0, 10, 999]))
+    )
     assert out.shape == (shape[0], shape[1] * (2 if learn_sigma else 1), *shape[2:])
     out.pow(2).mean().backward()
-    assert (
-        all(p.grad is not None for p in net.parameters() if p.requires_grad and p.ndim > 0)
-        or class_cond
-    )
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        if name.endswith("class_embed.table.weight"):
+            used = torch.tensor([0, 9, 10])  # labels 0 and 9, and -1 -> the null row 10
+            assert (p.grad[used].abs().sum(1) > 0).all() and p.grad[1:9].abs().sum() == 0
+        else:
+            assert p.grad.abs().sum() > 0, name
+    assert (net.class_embed is not None) == class_cond
 
 
 def test_class_embedding_changes_the_output():

@@ -2,8 +2,8 @@
 
 import torch
 
-from ddpm.analytic import GaussianMixture
 from ddpm.ode_likelihood import ode_bits_per_dim, ode_log_likelihood
+from ddpm.oracles import GaussianMixture
 from ddpm.schedule import make_schedule
 
 

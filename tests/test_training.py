@@ -46,7 +46,8 @@ def test_loss_falls_when_overfitting_a_tiny_set(prediction, loss, factor):
     x0, y = x0.repeat(8, 1), y.repeat(8)
 
     def objective() -> float:
-        return module._losses(x0, y, torch.Generator().manual_seed(1))[0]["loss"].mean().item()
+        g = torch.Generator().manual_seed(1)
+        return module._losses(module.net, x0, y, g)[0]["loss"].mean().item()
 
     before = objective()
     _fit(module, 300)
@@ -89,13 +90,14 @@ def test_importance_sampler_is_unbiased_and_follows_loss_scale():
 
 
 def test_non_finite_loss_stops_with_the_step():
-    module = _module()
-
-    class Broken(torch.nn.Module):
+    class Broken(MLP):
         def forward(self, x, k, y=None):
-            return x * float("nan")
+            return super().forward(x, k) * float("nan")
 
-    module._forward_net = Broken()
+    module = DiffusionModule(
+        Broken(dim=2, hidden=16, depth=1), make_schedule("linear", 100), decoder="gaussian",
+        run_config={"data_shape": [2]},
+    )  # fmt: skip
     with pytest.raises(NonFiniteLossError, match="non-finite loss .* at step 0"):
         _fit(module, 5)
 
@@ -113,3 +115,21 @@ def test_learned_variance_trains_with_the_hybrid_loss_and_samples():
     _fit(module, 10)
     x = module.generate(16)
     assert x.shape == (16, 2) and torch.isfinite(x).all()
+
+
+def test_load_from_checkpoint_rebuilds_the_module_from_its_run_config(tmp_path):
+    """Lightning's own loading works with no other argument (CONTRACT.md, Extending), and the
+    state dict holds each weight once."""
+    from conftest import train_in_process
+
+    train_in_process(tmp_path, steps=4)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    module = DiffusionModule.load_from_checkpoint(ckpt)
+    state = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert set(state) == {f"net.{k}" for k in module.net.state_dict()} | {
+        f"ema.{k}" for k in module.ema.state_dict()
+    }
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert module.schedule.num_timesteps == 1000 and module.hparams.prediction == "eps"
+    assert module.generate(4, sampler=None).shape == (4, 2)

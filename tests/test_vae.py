@@ -198,7 +198,7 @@ def test_vae_trains_samples_and_is_scored_by_the_same_scripts(tmp_path):
 def test_per_example_generators_make_the_bound_independent_of_the_batch():
     """evaluate.py draws each test example's z from its own generator, so bits/dim are the same
     for any batch size or number of devices."""
-    from ddpm.samplers.steps import sample_generators
+    from ddpm.random import sample_generators
 
     vae = LinearGaussianVAE(exact_encoder=False)
     x = _data(vae, 6)

@@ -24,7 +24,7 @@ def require_gamma(gamma: Tensor | None) -> Tensor:
     """The Gamma table, or an error saying how to make one."""
     if gamma is None:
         raise ValueError(
-            "variance='analytic' needs Gamma estimates: run python -m ddpm.evaluation.analytic ckpt=..."
+            "variance='analytic' needs Gamma estimates: run python -m ddpm.estimate_gamma CKPT"
         )
     return gamma
 
@@ -46,19 +46,22 @@ def optimal_reverse_variance(
     return lambda2 + gap**2 * (1 - gamma).clamp(0.0, 1.0)
 
 
-def analytic_log_variance(s: Schedule, gamma: Tensor) -> Tensor:
+def analytic_log_variance(schedule: Schedule, gamma: Tensor) -> Tensor:
     """``log sigma*^2`` for every step of the Markov (DDPM) chain ``s``; ``gamma`` holds one value
     per step of ``s``. At the first step ``beta_tilde_1 = 0`` and the variance is the decoder's,
     ``(beta_bar_1 / alpha_1)(1 - Gamma_1)``, floored at 1e-20 so its log stays finite."""
     var = optimal_reverse_variance(
-        s.alphas_cumprod, s.alphas_cumprod_prev, gamma.double(), s.posterior_variance
+        schedule.alphas_cumprod,
+        schedule.alphas_cumprod_prev,
+        gamma.double(),
+        schedule.posterior_variance,
     )
     return var.clamp(min=1e-20).log()
 
 
 @torch.no_grad()
 def estimate_gamma(
-    s: Schedule,
+    schedule: Schedule,
     model_fn: Callable[[Tensor, Tensor], Tensor],
     batches: Iterable[Tensor],
     prediction: str = "eps",
@@ -69,7 +72,7 @@ def estimate_gamma(
     """``Gamma_k = E ||eps_theta(x_k, k)||^2 / d`` for every code index ``k`` of ``s`` (float64),
     averaged over the examples of ``batches`` (each at one fresh ``x_k ~ q(x_k | x_0)`` per step),
     ``timesteps_per_call`` steps stacked into one network call."""
-    T = s.num_timesteps
+    T = schedule.num_timesteps
     total = torch.zeros(T, dtype=torch.float64)
     count = 0
     for x0 in batches:
@@ -81,9 +84,9 @@ def estimate_gamma(
             k = torch.tensor(chunk, device=x0.device).repeat_interleave(n)
             xx0 = x0.repeat(len(chunk), *([1] * (x0.ndim - 1)))
             noise = torch.randn(xx0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-            x_t = q_sample(s, xx0, k, noise)
+            x_t = q_sample(schedule, xx0, k, noise)
             _, eps = predict_x0_eps(
-                s, prediction, model_fn(x_t, s.timestep_map.to(k.device)[k]), x_t, k
+                schedule, prediction, model_fn(x_t, schedule.timestep_map.to(k.device)[k]), x_t, k
             )
             sq = eps.reshape(len(eps), -1).double().pow(2).mean(1).reshape(len(chunk), n).sum(1)
             total[chunk] += sq.cpu()

@@ -1,38 +1,75 @@
-"""Loading checkpoints safely: ``torch.load(weights_only=True)`` only, with clear refusals."""
+"""Checkpoint files: safe loading (``torch.load(weights_only=True)`` only, with refusals that say
+what the file is) and atomic writing (a kill or a full disk never leaves a truncated file)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import torch
-from torch import nn
-
-from ddpm.schedule import Schedule
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, unsafe, or does not match the network."""
 
 
+def _describe_unreadable(path: Path) -> str | None:
+    """What a file that is not a loadable torch checkpoint is, judged from its bytes."""
+    size = path.stat().st_size
+    if size == 0:
+        return f"checkpoint {path} is empty (0 bytes): an interrupted copy or save?"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return (
+                f"checkpoint {path} is truncated or corrupt ({size} bytes; its zip archive is "
+                f"incomplete): an interrupted copy or save? Use another checkpoint of the run"
+            )
+        if bad is not None:
+            return f"checkpoint {path} is corrupt (member {bad} fails its checksum)"
+        return None
+    if head[:1] == b"\x80":
+        return (
+            f"refusing to load {path}: it is a raw pickle, not a torch checkpoint of tensors; "
+            f"unpickling it could run code. Re-save the weights with torch.save as tensors"
+        )
+    return f"{path} is not a checkpoint: it is not a torch file ({size} bytes of other data)"
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """``torch.load(path, weights_only=True)``: tensors and plain containers only. A file that needs
     arbitrary unpickling (a ``__reduce__`` payload, a pickled class) is refused and its payload is
-    never executed."""
+    never executed; a folder, an empty, truncated or foreign file is named as what it is."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.rglob("*.ckpt"))[:3]
+        hint = f", e.g. ckpt={found[0]}" if found else ""
+        raise CheckpointError(f"{path} is a directory; pass a .ckpt file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt=PATH to a .ckpt file")
+    if (problem := _describe_unreadable(path)) is not None:
+        raise CheckpointError(problem)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
         raise CheckpointError(
-            f"refusing to load {path}: it contains pickled objects that weights_only loading does not "
-            f"allow (it may run code). Only load checkpoints you trust, and re-save them as plain "
-            f"tensors. Detail: {str(e).splitlines()[0]}"
+            f"refusing to load {path}: it holds pickled Python objects{what}, not only tensors "
+            f"and plain containers, and unpickling them could run code. Only a checkpoint of "
+            f"tensors is loaded; re-save a trusted one that way"
         ) from None
-    except (RuntimeError, EOFError, OSError) as e:
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as e:
         raise CheckpointError(
-            f"checkpoint {path} is not a readable torch checkpoint: {e}"
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a ddpm training checkpoint (no state_dict)")
@@ -40,37 +77,52 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def checkpoint_config(ckpt: dict, path: str | Path = "checkpoint") -> dict:
-    """The run's configuration saved by :class:`ddpm.training.DiffusionModule`."""
+    """The run's resolved configuration (plain containers) saved in every training checkpoint."""
     config = ckpt.get("hyper_parameters", {}).get("run_config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} holds no run configuration (was it written by train.py?)")
     return config
 
 
-def build_network(config: dict) -> nn.Module:
-    from hydra.utils import instantiate
-
-    return instantiate(config["network"])
-
-
-def load_network(
-    ckpt: dict, config: dict, use_ema: bool = True, path: str | Path = "checkpoint"
-) -> nn.Module:
-    """The network of the checkpoint with its EMA (default) or raw weights, in eval mode."""
-    net = build_network(config)
-    prefix = "ema." if use_ema else "net."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename: a kill mid-save
+    leaves the previous file intact, and a failed save (disk full, permissions) leaves no partial
+    file and an error that names the path."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"the weights in {path} do not match the network built from its config: "
-            f"{str(e).splitlines()[0]}"
-        ) from None
-    return net.eval()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        errno = e.errno if isinstance(e, OSError) else None
+        raise OSError(errno, f"could not save checkpoint to {path}: {reason}") from None
 
 
-def load_schedule(config: dict) -> Schedule:
-    from hydra.utils import instantiate
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the hidden ``.NAME.tmp-PID`` files that saves killed mid-write left behind (their
+    process no longer runs)."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
-    return instantiate(config["schedule"])
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

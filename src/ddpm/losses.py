@@ -21,7 +21,7 @@ from ddpm.likelihood import (
     mean_flat,
 )
 from ddpm.parameterization import from_x0, to_x0, x0_error_scale
-from ddpm.samplers.steps import randn
+from ddpm.random import randn
 from ddpm.schedule import Schedule
 
 LossType = Literal["simple", "vlb", "hybrid", "min_snr"]
@@ -37,17 +37,17 @@ def check_loss_type(loss: str) -> str:
     return loss
 
 
-def prior_bpd(s: Schedule, x0: Tensor) -> Tensor:
+def prior_bpd(schedule: Schedule, x0: Tensor) -> Tensor:
     """``L_T`` (eq. 27): ``KL(q(x_T | x_0) || N(0, I))`` in bits/dim. No parameters: it is
     reported, never trained."""
-    k = torch.full((x0.shape[0],), s.num_timesteps - 1, device=x0.device, dtype=torch.long)
-    mean, _, log_var = q_mean_variance(s, x0, k)
+    k = torch.full((x0.shape[0],), schedule.num_timesteps - 1, device=x0.device, dtype=torch.long)
+    mean, _, log_var = q_mean_variance(schedule, x0, k)
     kl = gaussian_kl(mean, log_var, torch.zeros_like(mean), torch.zeros_like(log_var))
     return mean_flat(kl) / LN2
 
 
 def vlb_term(
-    s: Schedule,
+    schedule: Schedule,
     x0: Tensor,
     x_t: Tensor,
     k: Tensor,
@@ -61,7 +61,7 @@ def vlb_term(
     * ``k = 0``: ``L_0 = -log p(x_0 | x_1)`` (eq. 29), with the discretized decoder of Ho et al.
       for 8-bit data or a plain Gaussian density for continuous data.
     """
-    true_mean, _, true_log_var = q_posterior(s, x0, x_t, k)
+    true_mean, _, true_log_var = q_posterior(schedule, x0, x_t, k)
     kl = mean_flat(gaussian_kl(true_mean, true_log_var, model_mean, model_log_var)) / LN2
     if decoder == "discretized":
         nll = -discretized_gaussian_log_likelihood(x0, model_mean, model_log_var)
@@ -73,24 +73,30 @@ def vlb_term(
 
 
 def simple_loss(
-    s: Schedule, prediction: str, pred: Tensor, x0: Tensor, x_t: Tensor, k: Tensor, noise: Tensor
+    schedule: Schedule,
+    prediction: str,
+    pred: Tensor,
+    x0: Tensor,
+    x_t: Tensor,
+    k: Tensor,
+    noise: Tensor,
 ) -> Tensor:
     """``L_simple`` (Ho et al. eq. 14) for any prediction target: the mean squared error between
     the network output and the target of its type. For ``mu`` this is the seed's eq. 42,
     ``||mu_tilde(x0, x_t) - mu_theta(x_t, t)||^2``."""
-    target = noise if prediction == "eps" else from_x0(s, prediction, x0, x_t, k)
+    target = noise if prediction == "eps" else from_x0(schedule, prediction, x0, x_t, k)
     return mean_flat((target - pred) ** 2)
 
 
-def min_snr_weight(s: Schedule, prediction: str, k: Tensor, gamma: float = 5.0) -> Tensor:
+def min_snr_weight(schedule: Schedule, prediction: str, k: Tensor, gamma: float = 5.0) -> Tensor:
     """Min-SNR-gamma weighting (Hang et al. 2023, eq. 9-10): weight ``min(SNR, gamma)`` on the
     x0 error, expressed for the chosen prediction target."""
-    snr = s.snr[k.cpu()]
-    return (snr.clamp(max=gamma) / x0_error_scale(s, prediction, k.cpu())).to(k.device)
+    snr = schedule.snr[k.cpu()]
+    return (snr.clamp(max=gamma) / x0_error_scale(schedule, prediction, k.cpu())).to(k.device)
 
 
 def training_losses(
-    s: Schedule,
+    schedule: Schedule,
     out: Tensor,
     x0: Tensor,
     k: Tensor,
@@ -115,22 +121,24 @@ def training_losses(
     """
     check_loss_type(loss)
     if x_t is None:
-        x_t = q_sample(s, x0, k, noise)
+        x_t = q_sample(schedule, x0, k, noise)
     pred = out.chunk(2, dim=1)[0] if variance == "learned_range" else out
-    terms: dict[str, Tensor] = {"mse": simple_loss(s, prediction, pred, x0, x_t, k, noise)}
+    terms: dict[str, Tensor] = {"mse": simple_loss(schedule, prediction, pred, x0, x_t, k, noise)}
     if loss in ("vlb", "hybrid"):
         # The VLB term trains the variance; in hybrid the mean gets its gradient from L_simple only.
         frozen = out.detach() if loss == "hybrid" else out
         if loss == "hybrid" and variance == "learned_range":
             frozen = torch.cat([pred.detach(), out.chunk(2, dim=1)[1]], dim=1)
-        p = p_mean_variance(s, frozen, x_t, k, prediction, variance)
-        terms["vlb"] = vlb_term(s, x0, x_t, k, p["mean"], p["log_variance"], decoder) * (
-            s.num_timesteps
+        p = p_mean_variance(schedule, frozen, x_t, k, prediction, variance)
+        terms["vlb"] = vlb_term(schedule, x0, x_t, k, p["mean"], p["log_variance"], decoder) * (
+            schedule.num_timesteps
         )
     if loss == "simple":
         terms["loss"] = terms["mse"]
     elif loss == "min_snr":
-        terms["loss"] = terms["mse"] * min_snr_weight(s, prediction, k, min_snr_gamma).to(x0.dtype)
+        terms["loss"] = terms["mse"] * min_snr_weight(schedule, prediction, k, min_snr_gamma).to(
+            x0.dtype
+        )
     elif loss == "vlb":
         terms["loss"] = terms["vlb"]
     else:
@@ -143,7 +151,7 @@ ModelFn = Callable[[Tensor, Tensor], Tensor]
 
 @torch.no_grad()
 def full_vlb(
-    s: Schedule,
+    schedule: Schedule,
     model_fn: ModelFn,
     x0: Tensor,
     prediction: str = "eps",
@@ -162,7 +170,7 @@ def full_vlb(
 
     Returns ``{"total", "prior", "decoder", "terms" (N, T), "mse" (N, T)}``.
     """
-    n, T = x0.shape[0], s.num_timesteps
+    n, T = x0.shape[0], schedule.num_timesteps
     terms = torch.zeros(n, T, dtype=torch.float64, device=x0.device)
     mse = torch.zeros_like(terms)
     ks = list(range(T - 1, -1, -1))
@@ -175,15 +183,17 @@ def full_vlb(
         else:
             noise = torch.randn(xx0.shape, generator=generator, device="cpu", dtype=x0.dtype)
         noise = noise.to(x0.device)
-        x_t = q_sample(s, xx0, kk, noise)
-        out = model_fn(x_t, s.timestep_map.to(kk.device)[kk])
-        p = p_mean_variance(s, out, x_t, kk, prediction, variance, False, analytic_log_variance)
-        term = vlb_term(s, xx0, x_t, kk, p["mean"], p["log_variance"], decoder)
-        err = mean_flat((to_x0(s, "x0", p["pred_x0"], x_t, kk) - xx0) ** 2)
+        x_t = q_sample(schedule, xx0, kk, noise)
+        out = model_fn(x_t, schedule.timestep_map.to(kk.device)[kk])
+        p = p_mean_variance(
+            schedule, out, x_t, kk, prediction, variance, False, analytic_log_variance
+        )
+        term = vlb_term(schedule, xx0, x_t, kk, p["mean"], p["log_variance"], decoder)
+        err = mean_flat((to_x0(schedule, "x0", p["pred_x0"], x_t, kk) - xx0) ** 2)
         for j, kj in enumerate(chunk):
             terms[:, kj] = term[j * n : (j + 1) * n].double()
             mse[:, kj] = err[j * n : (j + 1) * n].double()
-    prior = prior_bpd(s, x0).double()
+    prior = prior_bpd(schedule, x0).double()
     return {
         "total": terms.sum(1) + prior,
         "prior": prior,

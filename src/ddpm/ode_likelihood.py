@@ -17,17 +17,17 @@ from ddpm.parameterization import predict_x0_eps_continuous
 from ddpm.schedule import Schedule, alpha_bar_at, k_at_log_snr
 
 
-def _eps_at(model_fn, s: Schedule, prediction: str, x: Tensor, rho: float) -> Tensor:
+def _eps_at(model_fn, schedule: Schedule, prediction: str, x: Tensor, rho: float) -> Tensor:
     """The noise estimate at ``sigmabar = e^rho`` (real-valued code time)."""
-    k = k_at_log_snr(s, torch.tensor([-rho], dtype=torch.float64)).item()
+    k = k_at_log_snr(schedule, torch.tensor([-rho], dtype=torch.float64)).item()
     kk = torch.full((x.shape[0],), k, dtype=torch.float64, device=x.device)
     out = model_fn(x, kk)
-    abar = alpha_bar_at(s, kk.cpu())
+    abar = alpha_bar_at(schedule, kk.cpu())
     return predict_x0_eps_continuous(abar, prediction, out, x)[1]
 
 
 def ode_log_likelihood(
-    s: Schedule,
+    schedule: Schedule,
     model_fn: Callable[[Tensor, Tensor], Tensor],
     x0: Tensor,
     prediction: str = "eps",
@@ -48,7 +48,7 @@ def ode_log_likelihood(
     n = x0.shape[0]
     shape = x0.shape[1:]
     d = math.prod(shape)
-    lam = s.log_snr
+    lam = schedule.log_snr
     rho0, rho1 = -lam[0].item(), -lam[-1].item()
     v = None
     if not exact_trace:
@@ -59,7 +59,7 @@ def ode_log_likelihood(
         xbar = y[:, :d].reshape(n, *shape)
         with torch.enable_grad():
             x = (xbar / math.sqrt(1 + sb * sb)).detach().requires_grad_(True)
-            eps = _eps_at(model_fn, s, prediction, x, rho)
+            eps = _eps_at(model_fn, schedule, prediction, x, rho)
             if exact_trace:
                 tr = torch.zeros(n, dtype=x.dtype, device=x.device)
                 flat = eps.reshape(n, -1)
@@ -81,7 +81,7 @@ def ode_log_likelihood(
 
 
 def ode_bits_per_dim(
-    s: Schedule,
+    schedule: Schedule,
     model_fn,
     x0: Tensor,
     prediction: str = "eps",
@@ -98,7 +98,7 @@ def ode_bits_per_dim(
         u = (torch.rand(x0.shape, generator=generator).to(x0) - 0.5) * (2 / 255)
         x0 = x0 + u.to(x0.device)
     logp = ode_log_likelihood(
-        s, model_fn, x0, prediction, generator=generator, rtol=rtol, atol=atol
+        schedule, model_fn, x0, prediction, generator=generator, rtol=rtol, atol=atol
     )
     nll = -logp - (d * math.log(2 / 255) if discrete else 0.0)
     return nll / (d * math.log(2))

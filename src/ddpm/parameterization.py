@@ -32,94 +32,104 @@ def check_prediction(prediction: str) -> str:
     return prediction
 
 
-def _coef(s: Schedule, name: str, k: Tensor, x: Tensor) -> Tensor:
-    return extract(getattr(s, name), k, x.shape, x.dtype)
+def _coef(schedule: Schedule, name: str, k: Tensor, x: Tensor) -> Tensor:
+    return extract(getattr(schedule, name), k, x.shape, x.dtype)
 
 
-def x0_from_eps(s: Schedule, x_t: Tensor, k: Tensor, eps: Tensor) -> Tensor:
+def x0_from_eps(schedule: Schedule, x_t: Tensor, k: Tensor, eps: Tensor) -> Tensor:
     """Invert eq. 31: ``x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar)``."""
     return (
-        _coef(s, "sqrt_recip_alphas_cumprod", k, x_t) * x_t
-        - _coef(s, "sqrt_recipm1_alphas_cumprod", k, x_t) * eps
+        _coef(schedule, "sqrt_recip_alphas_cumprod", k, x_t) * x_t
+        - _coef(schedule, "sqrt_recipm1_alphas_cumprod", k, x_t) * eps
     )
 
 
-def eps_from_x0(s: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
+def eps_from_x0(schedule: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
     """Invert eq. 31 for the noise: ``eps = (x_t - sqrt(alpha_bar) x0) / sqrt(1 - alpha_bar)``."""
-    return (_coef(s, "sqrt_recip_alphas_cumprod", k, x_t) * x_t - x0) / _coef(
-        s, "sqrt_recipm1_alphas_cumprod", k, x_t
+    return (_coef(schedule, "sqrt_recip_alphas_cumprod", k, x_t) * x_t - x0) / _coef(
+        schedule, "sqrt_recipm1_alphas_cumprod", k, x_t
     )
 
 
-def x0_from_v(s: Schedule, x_t: Tensor, k: Tensor, v: Tensor) -> Tensor:
+def x0_from_v(schedule: Schedule, x_t: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """Salimans & Ho (2022) sec. 4: ``x0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v``."""
     return (
-        _coef(s, "sqrt_alphas_cumprod", k, x_t) * x_t
-        - _coef(s, "sqrt_one_minus_alphas_cumprod", k, x_t) * v
+        _coef(schedule, "sqrt_alphas_cumprod", k, x_t) * x_t
+        - _coef(schedule, "sqrt_one_minus_alphas_cumprod", k, x_t) * v
     )
 
 
-def v_from_x0(s: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
+def v_from_x0(schedule: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
     """``v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0`` with ``eps`` from eq. 31."""
-    eps = eps_from_x0(s, x_t, k, x0)
+    eps = eps_from_x0(schedule, x_t, k, x0)
     return (
-        _coef(s, "sqrt_alphas_cumprod", k, x_t) * eps
-        - _coef(s, "sqrt_one_minus_alphas_cumprod", k, x_t) * x0
+        _coef(schedule, "sqrt_alphas_cumprod", k, x_t) * eps
+        - _coef(schedule, "sqrt_one_minus_alphas_cumprod", k, x_t) * x0
     )
 
 
-def mu_from_x0(s: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
+def mu_from_x0(schedule: Schedule, x_t: Tensor, k: Tensor, x0: Tensor) -> Tensor:
     """The posterior mean ``mu_tilde_t(x0, x_t)`` of eq. 33, the seed's regression target (eq. 42)."""
     return (
-        _coef(s, "posterior_mean_coef1", k, x_t) * x0
-        + _coef(s, "posterior_mean_coef2", k, x_t) * x_t
+        _coef(schedule, "posterior_mean_coef1", k, x_t) * x0
+        + _coef(schedule, "posterior_mean_coef2", k, x_t) * x_t
     )
 
 
-def x0_from_mu(s: Schedule, x_t: Tensor, k: Tensor, mu: Tensor) -> Tensor:
+def x0_from_mu(schedule: Schedule, x_t: Tensor, k: Tensor, mu: Tensor) -> Tensor:
     """Invert eq. 33 for ``x0``; ``c1 > 0`` at every step (``c1 = 1`` at ``t = 1``)."""
-    return (mu - _coef(s, "posterior_mean_coef2", k, x_t) * x_t) / _coef(
-        s, "posterior_mean_coef1", k, x_t
+    return (mu - _coef(schedule, "posterior_mean_coef2", k, x_t) * x_t) / _coef(
+        schedule, "posterior_mean_coef1", k, x_t
     )
 
 
-_TO_X0 = {"eps": x0_from_eps, "x0": lambda s, x_t, k, x0: x0, "v": x0_from_v, "mu": x0_from_mu}
-_FROM_X0 = {"eps": eps_from_x0, "x0": lambda s, x_t, k, x0: x0, "v": v_from_x0, "mu": mu_from_x0}
+_TO_X0 = {
+    "eps": x0_from_eps,
+    "x0": lambda schedule, x_t, k, x0: x0,
+    "v": x0_from_v,
+    "mu": x0_from_mu,
+}
+_FROM_X0 = {
+    "eps": eps_from_x0,
+    "x0": lambda schedule, x_t, k, x0: x0,
+    "v": v_from_x0,
+    "mu": mu_from_x0,
+}
 
 
-def to_x0(s: Schedule, prediction: str, out: Tensor, x_t: Tensor, k: Tensor) -> Tensor:
+def to_x0(schedule: Schedule, prediction: str, out: Tensor, x_t: Tensor, k: Tensor) -> Tensor:
     """The ``x0`` implied by a network output of the given prediction type."""
-    return _TO_X0[check_prediction(prediction)](s, x_t, k, out)
+    return _TO_X0[check_prediction(prediction)](schedule, x_t, k, out)
 
 
-def from_x0(s: Schedule, prediction: str, x0: Tensor, x_t: Tensor, k: Tensor) -> Tensor:
+def from_x0(schedule: Schedule, prediction: str, x0: Tensor, x_t: Tensor, k: Tensor) -> Tensor:
     """The prediction of the given type implied by ``x0`` (the training target when ``x0`` is
     the true clean data)."""
-    return _FROM_X0[check_prediction(prediction)](s, x_t, k, x0)
+    return _FROM_X0[check_prediction(prediction)](schedule, x_t, k, x0)
 
 
-def convert(s: Schedule, out: Tensor, x_t: Tensor, k: Tensor, src: str, dst: str) -> Tensor:
+def convert(schedule: Schedule, out: Tensor, x_t: Tensor, k: Tensor, src: str, dst: str) -> Tensor:
     """Convert a prediction of type ``src`` into type ``dst`` at ``(x_t, k)``."""
     if src == dst:
         return out
-    return from_x0(s, dst, to_x0(s, src, out, x_t, k), x_t, k)
+    return from_x0(schedule, dst, to_x0(schedule, src, out, x_t, k), x_t, k)
 
 
 def predict_x0_eps(
-    s: Schedule, prediction: str, out: Tensor, x_t: Tensor, k: Tensor, clip_x0: bool = False
+    schedule: Schedule, prediction: str, out: Tensor, x_t: Tensor, k: Tensor, clip_x0: bool = False
 ) -> tuple[Tensor, Tensor]:
     """``(x0, eps)`` implied by the network output. With ``clip_x0`` the ``x0`` estimate is clamped
     to the data range [-1, 1] and ``eps`` recomputed from the clamped ``x0`` (Ho et al.'s code,
     DDIM's "dynamic" consistency), so the sampler's two estimates agree."""
     if prediction == "eps" and not clip_x0:
-        return x0_from_eps(s, x_t, k, out), out
-    x0 = to_x0(s, prediction, out, x_t, k)
+        return x0_from_eps(schedule, x_t, k, out), out
+    x0 = to_x0(schedule, prediction, out, x_t, k)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
-    return x0, eps_from_x0(s, x_t, k, x0)
+    return x0, eps_from_x0(schedule, x_t, k, x0)
 
 
-def x0_error_scale(s: Schedule, prediction: str, k: Tensor) -> Tensor:
+def x0_error_scale(schedule: Schedule, prediction: str, k: Tensor) -> Tensor:
     """``||target - pred||^2 / ||x0 - x0_hat||^2`` for each prediction type, at fixed ``x_t``.
 
     From the conversions above: ``SNR`` for eps, 1 for x0, ``SNR + 1`` for v, ``c1^2`` for mu.
@@ -127,12 +137,12 @@ def x0_error_scale(s: Schedule, prediction: str, k: Tensor) -> Tensor:
     """
     check_prediction(prediction)
     if prediction == "eps":
-        return s.snr[k]
+        return schedule.snr[k]
     if prediction == "v":
-        return s.snr[k] + 1.0
+        return schedule.snr[k] + 1.0
     if prediction == "mu":
-        return s.posterior_mean_coef1[k] ** 2
-    return torch.ones_like(s.snr[k])
+        return schedule.posterior_mean_coef1[k] ** 2
+    return torch.ones_like(schedule.snr[k])
 
 
 def predict_x0_eps_continuous(

@@ -8,9 +8,8 @@ Conventions used everywhere in :mod:`ddpm`:
   writes the same product as ``alpha_t`` (Prop. 3, eq. 31). The code always says ``alpha_bar`` /
   ``alphas_cumprod`` to avoid the clash with the per-step ``alphas = 1 - betas``.
 * ``alphas_cumprod_prev[k]`` is ``alpha_bar_{t-1}``, with ``alpha_bar_0 = 1`` (clean data).
-* Every table is computed once, in float64, when the schedule is built. :func:`extract` gathers
-  values for a batch of indices and casts them to the data's dtype; no schedule arithmetic happens
-  inside training or sampling loops.
+* Every table is computed once, in float64; :func:`extract` gathers and casts values for a batch
+  of indices: no schedule arithmetic happens inside training or sampling loops.
 """
 
 from __future__ import annotations
@@ -18,10 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import torch
 from torch import Tensor
+
+from ddpm.checks import Range
+from ddpm.targets import check_arguments
 
 ScheduleName = Literal["linear", "cosine", "sigmoid", "quadratic"]
 SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
@@ -225,24 +227,20 @@ def sigmoid_betas(
     return betas_from_alpha_bar_fn(num_timesteps, alpha_bar)
 
 
-_BUILDERS = {
-    "linear": linear_betas,
-    "cosine": cosine_betas,
-    "sigmoid": sigmoid_betas,
-    "quadratic": quadratic_betas,
-}
+_BUILDERS = dict(
+    linear=linear_betas, cosine=cosine_betas, sigmoid=sigmoid_betas, quadratic=quadratic_betas
+)
 
 
-def make_schedule(name: str, num_timesteps: int = 1000, **kwargs) -> Schedule:
+def make_schedule(
+    name: ScheduleName, num_timesteps: Annotated[int, Range(1)] = 1000, **kwargs
+) -> Schedule:
     """Build a named schedule: ``linear``, ``cosine``, ``sigmoid`` or ``quadratic``.
 
     ``kwargs`` go to the builder (``beta_start``/``beta_end`` for linear and quadratic, ``s`` for
     cosine, ``start``/``end``/``tau`` for sigmoid).
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
-    if not isinstance(num_timesteps, int) or num_timesteps < 1:
-        raise ValueError(f"num_timesteps must be a positive integer, got {num_timesteps!r}")
+    check_arguments(make_schedule, {"name": name, "num_timesteps": num_timesteps}, "schedule.")
     return Schedule.from_betas(_BUILDERS[name](num_timesteps, **kwargs), name=name)
 
 
@@ -274,29 +272,29 @@ def respace(schedule: Schedule, kept_steps) -> Schedule:
 # --- continuous time between the discrete steps (for ODE solvers) ---------------------------------
 
 
-def log_snr_at(s: Schedule, k: Tensor) -> Tensor:
+def log_snr_at(schedule: Schedule, k: Tensor) -> Tensor:
     """``lambda(k)`` for real-valued ``k`` in [0, T-1]: piecewise linear in ``k`` between the table's
     values, exact at integer ``k``. float64, on ``k``'s device."""
-    table = s.log_snr.to(k.device)
-    k = k.to(torch.float64).clamp(0, s.num_timesteps - 1)
-    lo = k.floor().long().clamp(max=max(s.num_timesteps - 2, 0))
-    hi = (lo + 1).clamp(max=s.num_timesteps - 1)
+    table = schedule.log_snr.to(k.device)
+    k = k.to(torch.float64).clamp(0, schedule.num_timesteps - 1)
+    lo = k.floor().long().clamp(max=max(schedule.num_timesteps - 2, 0))
+    hi = (lo + 1).clamp(max=schedule.num_timesteps - 1)
     w = k - lo
     return table[lo] * (1 - w) + table[hi] * w
 
 
-def k_at_log_snr(s: Schedule, lam: Tensor) -> Tensor:
+def k_at_log_snr(schedule: Schedule, lam: Tensor) -> Tensor:
     """Inverse of :func:`log_snr_at` (``lambda`` decreases with ``k``): the real-valued index."""
-    table = s.log_snr.to(lam.device)
+    table = schedule.log_snr.to(lam.device)
     lam = lam.to(torch.float64).clamp(table[-1], table[0])
     # searchsorted needs ascending order: work on -lambda.
-    hi = torch.searchsorted(-table, -lam).clamp(1, max(s.num_timesteps - 1, 1))
+    hi = torch.searchsorted(-table, -lam).clamp(1, max(schedule.num_timesteps - 1, 1))
     lo = hi - 1
     span = table[lo] - table[hi]
     w = torch.where(span > 0, (table[lo] - lam) / span.clamp(min=1e-300), torch.zeros_like(lam))
     return lo.to(torch.float64) + w
 
 
-def alpha_bar_at(s: Schedule, k: Tensor) -> Tensor:
+def alpha_bar_at(schedule: Schedule, k: Tensor) -> Tensor:
     """``alpha_bar`` at real-valued ``k``: ``sigmoid(2 lambda(k))``."""
-    return torch.sigmoid(2.0 * log_snr_at(s, k))
+    return torch.sigmoid(2.0 * log_snr_at(schedule, k))

@@ -20,7 +20,7 @@ from ddpm.likelihood import (
     gaussian_kl,
     gaussian_log_likelihood,
 )
-from ddpm.samplers.steps import randn, sample_generators
+from ddpm.random import randn, sample_generators
 
 DECODERS = ("discretized", "gaussian")
 

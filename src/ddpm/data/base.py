@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ddpm.checks import NonNegativeInt, PositiveInt
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not on disk; the message names the directory and what to put there."""
@@ -74,51 +76,35 @@ def random_hflip(x: Tensor) -> Tensor:
 
 class DiffusionDataModule(L.LightningDataModule):
     """Subclasses implement :meth:`build` returning ``(train, test)`` datasets of ``(x, y)``
-    pairs in [-1, 1], and set :attr:`info`."""
+    pairs in [-1, 1] (``y = -1`` without labels), and may set :attr:`info`; otherwise it is read
+    off the data (the shape of the first item; classes from its labels). The data states its own
+    shape and classes once: networks are sized from :attr:`info`, never from a restated config."""
 
-    info: DataInfo
-
-    def __init__(
-        self,
-        batch_size: int = 128,
-        num_workers: int = 0,
-        channels: int | None = None,
-        image_size: int | None = None,
-        num_classes: int | None = None,
-        dim: int | None = None,
-    ) -> None:
+    def __init__(self, batch_size: PositiveInt = 128, num_workers: NonNegativeInt = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
-        # What the config declares (networks are sized from it); checked against the data.
-        self.declared = {
-            "channels": channels,
-            "image_size": image_size,
-            "num_classes": num_classes,
-            "dim": dim,
-        }
+        self._info: DataInfo | None = None
         self._train: Dataset | None = None
         self._test: Dataset | None = None
 
-    def check_declared(self) -> None:
-        """The config's ``channels``/``image_size``/``dim``/``num_classes`` must match the data."""
-        shape = self.info.shape
-        actual = (
-            {"channels": shape[0], "image_size": shape[-1]}
-            if len(shape) == 3
-            else {"dim": shape[0]}
-        )
-        actual["num_classes"] = self.info.num_classes
-        for key, want in self.declared.items():
-            if want is None or key not in actual:
-                continue
-            if key == "num_classes" and (actual[key] is None or want > actual[key]):
-                raise ValueError(
-                    f"dataset.num_classes={want}, but {self.info.name} has {actual[key] or 'no'} classes"
-                )
-            if key != "num_classes" and want != actual[key]:
-                raise ValueError(
-                    f"dataset.{key}={want}, but {self.info.name} has {key} {actual[key]}"
-                )
+    @property
+    def info(self) -> DataInfo:
+        if self._info is None:
+            x, _ = self.train_set[0]
+            labels = [int(self.train_set[i][1]) for i in range(min(len(self.train_set), 5000))]
+            num_classes = max(labels) + 1 if labels and min(labels) >= 0 else None
+            kind = "image" if x.ndim == 3 else "points"
+            self._info = DataInfo(type(self).__name__, tuple(x.shape), num_classes, kind)
+        return self._info
+
+    @info.setter
+    def info(self, value: DataInfo) -> None:
+        self._info = value
+
+    @property
+    def declared_info(self) -> DataInfo | None:
+        """:attr:`info` when it is known without reading the data (``None`` otherwise)."""
+        return self._info
 
     def check_available(self) -> None:
         """Raise before training when the data is not on disk (overridden where it can be)."""
@@ -129,8 +115,9 @@ class DiffusionDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._train is None:
             train, test = self.build()
-            self._train = CheckedDataset(train, self.info.name)
-            self._test = CheckedDataset(test, self.info.name)
+            name = self._info.name if self._info is not None else type(self).__name__
+            self._train = CheckedDataset(train, name)
+            self._test = CheckedDataset(test, name)
 
     @property
     def train_set(self) -> Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ddpm.checks import PositiveInt
 from ddpm.data.base import DataInfo, DiffusionDataModule, TensorPairs, to_unit_range
 
 
@@ -20,7 +21,7 @@ def load_digits_uint8() -> tuple[torch.Tensor, torch.Tensor]:
 class DigitsDataModule(DiffusionDataModule):
     """The default dataset. A fixed, seeded split holds out ``test_size`` images."""
 
-    def __init__(self, test_size: int = 297, split_seed: int = 0, **kwargs) -> None:
+    def __init__(self, test_size: PositiveInt = 297, split_seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.test_size, self.split_seed = test_size, split_seed
         self.info = DataInfo("digits", (1, 8, 8), 10, "image")

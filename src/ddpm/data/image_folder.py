@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
 from torch.utils.data import Dataset
 
+from ddpm.checks import PositiveInt, Range
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, random_hflip
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -58,16 +60,16 @@ class ImageFolderDataModule(DiffusionDataModule):
     def __init__(
         self,
         root: str = "data/images",
-        image_size: int = 64,
-        channels: int = 3,
+        image_size: PositiveInt = 64,
+        channels: Literal[1, 3] = 3,
         flip: bool = True,
         class_folders: bool = False,
-        test_fraction: float = 0.05,
-        on_corrupt: str = "fail",
+        test_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.05,
+        on_corrupt: Literal["fail", "skip"] = "fail",
         split_seed: int = 0,
         **kwargs,
     ) -> None:
-        super().__init__(channels=channels, image_size=image_size, **kwargs)
+        super().__init__(**kwargs)
         if on_corrupt not in ("skip", "fail"):
             raise ValueError(f"on_corrupt must be 'skip' or 'fail', got {on_corrupt!r}")
         self.root, self.image_size, self.channels, self.flip = (

@@ -7,6 +7,7 @@ online, ``download=true`` fetches them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -40,7 +41,7 @@ class TorchvisionDataModule(DiffusionDataModule):
 
     def __init__(
         self,
-        name: str = "cifar10",
+        name: Literal["mnist", "fashion_mnist", "cifar10"] = "cifar10",
         data_dir: str = "data",
         download: bool = False,
         flip: bool = False,
@@ -68,14 +69,21 @@ class TorchvisionDataModule(DiffusionDataModule):
             x = _pil_to_unit(img)
             return random_hflip(x) if (self.flip and train) else x
 
+        where = Path(self.data_dir).resolve()
         try:
             return cls(str(self.data_dir), train=train, download=self.download, transform=transform)
-        except RuntimeError as e:
+        except (OSError, RuntimeError) as e:  # URLError is an OSError
+            if self.download:
+                raise DatasetNotFoundError(
+                    f"dataset {self.name!r} could not be downloaded into data_dir={where} "
+                    f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); offline, put {files} "
+                    f"there yourself (torchvision's layout)"
+                ) from None
             if "not found" not in str(e).lower() and "download" not in str(e).lower():
                 raise
             raise DatasetNotFoundError(
-                f"dataset {self.name!r} is not in data_dir={Path(self.data_dir).resolve()}: put "
-                f"{files} there (torchvision's layout), or run with dataset.download=true when online"
+                f"dataset {self.name!r} is not in data_dir={where}: put {files} there "
+                f"(torchvision's layout), or run with dataset.download=true when online"
             ) from None
 
     def build(self):

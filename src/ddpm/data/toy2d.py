@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ddpm.checks import PositiveInt
 from ddpm.data.base import DataInfo, DiffusionDataModule, TensorPairs
 
 Toy = Literal["moons", "swissroll", "gaussians"]
@@ -61,9 +62,9 @@ class Toy2DDataModule(DiffusionDataModule):
 
     def __init__(
         self,
-        name: str = "moons",
-        size: int = 10_000,
-        test_size: int = 2_000,
+        name: Toy = "moons",
+        size: PositiveInt = 10_000,
+        test_size: PositiveInt = 2_000,
         seed: int = 0,
         fresh: bool = False,
         **kwargs,

@@ -13,8 +13,6 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ddpm.training import hydra_ddp
-
 
 def make_fabric(
     accelerator: str = "auto",
@@ -22,9 +20,9 @@ def make_fabric(
     num_nodes: int = 1,
     precision: str = "32-true",
 ) -> L.Fabric:
-    """A launched Fabric: one process per device (DDP when more than one), ranks relaunched with
-    the Hydra job's own overrides (:mod:`ddpm.training.hydra_ddp`)."""
-    hydra_ddp.install()
+    """A launched Fabric: one process per device (DDP when more than one). Under Hydra the entry
+    point has made Lightning relaunch ranks with the job's own overrides
+    (:mod:`ddpm.cli.hydra_ddp`)."""
     multi = num_nodes > 1 or devices not in (1, "1")
     fabric = L.Fabric(
         accelerator=accelerator,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ddpm.checks import PositiveInt
 from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
@@ -13,10 +14,10 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        dim: int = 2,
-        hidden: int = 256,
-        depth: int = 4,
-        time_dim: int = 128,
+        dim: PositiveInt = 2,
+        hidden: PositiveInt = 256,
+        depth: PositiveInt = 4,
+        time_dim: PositiveInt = 128,
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,

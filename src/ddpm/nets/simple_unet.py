@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ddpm.checks import PositiveInt
 from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
@@ -31,11 +32,11 @@ class SimpleUNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int | None = None,
-        image_size: int = 64,
-        channels: Sequence[int] = (64, 128, 256, 512),
-        time_dim: int = 128,
+        in_channels: PositiveInt = 3,
+        out_channels: PositiveInt | None = None,
+        image_size: PositiveInt = 64,
+        channels: Sequence[PositiveInt] = (64, 128, 256, 512),
+        time_dim: PositiveInt = 128,
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,

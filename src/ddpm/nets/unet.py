@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ddpm.checks import PositiveInt, Probability
 from ddpm.nets.embeddings import TimeEmbedding, class_embedding, condition
 
 
@@ -88,14 +89,14 @@ class UNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        out_channels: int | None = None,
-        image_size: int = 32,
-        ch: int = 128,
-        ch_mult: Sequence[int] = (1, 2, 2, 2),
-        num_res_blocks: int = 2,
+        in_channels: PositiveInt = 3,
+        out_channels: PositiveInt | None = None,
+        image_size: PositiveInt = 32,
+        ch: PositiveInt = 128,
+        ch_mult: Sequence[PositiveInt] = (1, 2, 2, 2),
+        num_res_blocks: PositiveInt = 2,
         attn_resolutions: Sequence[int] = (16,),
-        dropout: float = 0.1,
+        dropout: Probability = 0.1,
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ddpm.checks import PositiveInt
 from ddpm.nets.unet import group_norm
 
 LOG_VAR_RANGE = (-14.0, 4.0)  # keeps exp(log_var) finite in float32 at the start of training
@@ -55,11 +56,11 @@ class ConvVAE(VAE):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 8,
-        latent_dim: int = 16,
-        ch: int = 32,
-        ch_mult: Sequence[int] = (1, 2),
+        in_channels: PositiveInt = 1,
+        image_size: PositiveInt = 8,
+        latent_dim: PositiveInt = 16,
+        ch: PositiveInt = 32,
+        ch_mult: Sequence[PositiveInt] = (1, 2),
     ) -> None:
         super().__init__()
         if image_size % 2 ** len(ch_mult):
@@ -106,7 +107,11 @@ class MLPVAE(VAE):
     """Points ``(N, dim)``: MLP encoder and decoder."""
 
     def __init__(
-        self, dim: int = 2, latent_dim: int = 2, hidden: int = 256, depth: int = 3
+        self,
+        dim: PositiveInt = 2,
+        latent_dim: PositiveInt = 2,
+        hidden: PositiveInt = 256,
+        depth: PositiveInt = 3,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim

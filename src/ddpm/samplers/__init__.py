@@ -1,9 +1,11 @@
-"""Samplers: pure functions of (model_fn, schedule, x_T, step list, generator).
+"""Samplers: plain functions of ``(denoiser, x_T, ks)``, one module each.
 
-``sample`` is the one entry point (CONTRACT.md); each method lives in its own module:
+Every sampler has the signature ``fn(denoiser, x_T, ks, *, generator=None, callback=None,
+**options) -> x_0`` and a yaml in ``conf/sampler/`` naming it (``_target_``) with its ``steps``,
+``spacing`` and own options. :func:`sample` is the Python facade over the same registry.
 
 ========== =================================================== ==============================
-method     what                                                paper
+sampler    what                                                paper
 ========== =================================================== ==============================
 ddpm       ancestral sampling, respaced when steps < T          Ho et al. 2020; Nichol & Dhariwal 2021
 ddim       deterministic (eta=0) to stochastic (eta=1)          Song, Meng & Ermon 2021
@@ -14,33 +16,29 @@ ode        probability-flow ODE, adaptive Dormand-Prince 5(4)   Song et al. 2021
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ddpm.analytic_variance import require_gamma
-from ddpm.parameterization import check_prediction
-from ddpm.samplers.common import Denoiser, Guidance, ModelFn, guided
-from ddpm.samplers.ddim import ddim
-from ddpm.samplers.ddpm import ddpm
-from ddpm.samplers.dpm_solver import dpm_solver
-from ddpm.samplers.ode import probability_flow
-from ddpm.samplers.steps import SPACINGS, Generator, randn, sample_generators, timesteps
+from ddpm.random import Generator, randn, sample_generators
+from ddpm.samplers.denoiser import Denoised, Denoiser, Guidance, ModelFn
+from ddpm.samplers.draw import draw_samples, network_denoiser
+from ddpm.samplers.spec import SamplerSpec, builtin_sampler, builtin_sampler_names
+from ddpm.samplers.steps import SPACINGS, timesteps
+from ddpm.samplers.trajectory import Trajectory
 from ddpm.schedule import Schedule
 
-Method = Literal["ddpm", "ddim", "dpm_solver", "ode"]
-METHODS: tuple[str, ...] = get_args(Method)
-
 __all__ = [
-    "METHODS",
     "SPACINGS",
+    "Denoised",
     "Denoiser",
-    "ddim",
-    "ddpm",
-    "dpm_solver",
-    "guided",
-    "probability_flow",
+    "SamplerSpec",
+    "Trajectory",
+    "builtin_sampler",
+    "builtin_sampler_names",
+    "draw_samples",
+    "network_denoiser",
     "randn",
     "sample",
     "sample_generators",
@@ -48,72 +46,62 @@ __all__ = [
 ]
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown sampler {method!r}; choose one of {', '.join(METHODS)}")
-    return method
-
-
 @torch.no_grad()
 def sample(
     model_fn: ModelFn,
     schedule: Schedule,
     x_T: Tensor,
-    method: Method = "ddpm",
+    method: str | Callable = "ddpm",
     steps: int | None = None,
-    eta: float = 0.0,
+    *,
+    spacing: str | None = None,
     prediction: str = "eps",
     generator: Generator = None,
     clip_x0: bool = False,
     guidance: Guidance = None,
+    variance: str = "fixed_small",
+    analytic_gamma: Tensor | None = None,
+    callback: Callable | None = None,
     return_info: bool = False,
     return_trajectory: bool = False,
-    spacing: str = "linspace",
-    variance: str = "fixed_small",
-    order: int = 2,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    analytic_gamma: Tensor | None = None,
+    trajectory_frames: int = 10,
+    **options,
 ):
-    """Draw ``x_0`` from ``x_T`` with the chosen sampler.
+    """Draw ``x_0`` from ``x_T`` with the sampler ``method``: a name of ``conf/sampler/`` (its
+    yaml gives the defaults, exactly as ``sampler=NAME`` does on the command line) or a sampler
+    function. ``steps``, ``spacing`` and ``options`` (the sampler's own keywords, e.g. ``eta``)
+    override those defaults and are checked like config values.
 
     ``model_fn(x_t, k)`` returns the network output for ``prediction`` (``k``: code indices of the
-    training schedule, LongTensor of shape (N,)). ``steps`` defaults to T (ignored by ``ode``,
-    which adapts). ``generator`` is a ``torch.Generator`` or one per sample (batch-size
-    invariance). ``guidance=(scale, uncond_fn)`` applies classifier-free guidance.
-    ``variance`` (ddpm; ddim with ``analytic``): fixed_small, fixed_large, learned_range, or
-    analytic with ``analytic_gamma`` (Analytic-DPM, :mod:`ddpm.analytic_variance`).
+    training schedule, LongTensor of shape (N,)). ``generator`` is a ``torch.Generator`` or one
+    per sample (batch-size invariance). ``guidance=(scale, uncond_fn)`` applies classifier-free
+    guidance; ``variance`` is the reverse variance (``learned_range``: ``model_fn`` also outputs
+    it; ``analytic``: pass ``analytic_gamma``, :mod:`ddpm.analytic_variance`).
 
     Returns ``x_0``, or ``(x_0, info)`` with ``return_info``: ``info["nfe"]`` network calls,
-    ``info["timesteps"]`` the step list, ``info["trajectory"]`` the chain with
-    ``return_trajectory`` (a list of CPU tensors, ``x_T`` first).
+    ``info["timesteps"]`` the step list, ``info["trajectory"]`` (with ``return_trajectory``) up to
+    ``trajectory_frames`` states from ``x_T`` to ``x_0`` and ``info["trajectory_labels"]``.
     """
-    check_method(method)
-    check_prediction(prediction)
-    steps = schedule.num_timesteps if steps is None else steps
-    ks = timesteps(schedule, steps, spacing)  # validates steps and spacing for every method
-    den = Denoiser(
-        guided(model_fn, guidance, variance),
-        schedule,
-        prediction,
-        variance,
-        clip_x0,
-        calls_per_eval=2 if guidance is not None else 1,
-        trajectory=[x_T.detach().cpu()] if return_trajectory else None,
-    )
-    if method == "ddpm":
-        x0 = ddpm(den, schedule, x_T, ks, variance, generator, analytic_gamma)
-    elif method == "ddim":
-        gamma = require_gamma(analytic_gamma) if variance == "analytic" else None
-        x0 = ddim(den, schedule, x_T, ks, eta, generator, gamma)
-    elif method == "dpm_solver":
-        x0 = dpm_solver(den, schedule, x_T, ks, order)
-    else:
-        ks = torch.tensor([schedule.num_timesteps - 1, 0])
-        x0 = probability_flow(den, schedule, x_T, rtol, atol)
+    spec = builtin_sampler(method) if isinstance(method, str) else SamplerSpec.create(method)
+    changes = dict(options, steps=steps, spacing=spacing)
+    if steps is None and not spec.adaptive and spec.steps is not None:
+        changes["steps"] = min(spec.steps, schedule.num_timesteps)
+    spec = spec.updated(spec.name, **changes)
+    spec.check_steps(schedule.num_timesteps, spec.name)
+    denoiser = Denoiser(model_fn, schedule, prediction, clip_x0, variance, guidance, analytic_gamma)
+    ks = spec.step_list(schedule)
+    trajectory = Trajectory(ks, x_T, trajectory_frames, None) if return_trajectory else None
+
+    def on_step(i: int, k: int, x: Tensor, x0_hat: Tensor) -> None:
+        if trajectory is not None:
+            trajectory(i, k, x, x0_hat)
+        if callback is not None:
+            callback(i, k, x, x0_hat)
+
+    x0 = spec(denoiser, x_T, generator=generator, callback=on_step)
     if not return_info:
         return x0
-    info = {"nfe": den.nfe, "timesteps": ks}
-    if return_trajectory:
-        info["trajectory"] = den.trajectory
+    info = {"nfe": denoiser.nfe, "timesteps": ks}
+    if trajectory is not None:
+        info.update(trajectory=trajectory.frames, trajectory_labels=trajectory.labels)
     return x0, info

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from torch import Tensor
 
-from ddpm.samplers.common import Denoiser, batch_k
-from ddpm.schedule import Schedule
+from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.spec import StepCallback
+from ddpm.targets import check_arguments
 
 
 def dpm_solver(
-    den: Denoiser,
-    schedule: Schedule,
-    x: Tensor,
+    denoiser: Denoiser,
+    x_T: Tensor,
     ks: Tensor,
-    order: int = 2,
+    *,
+    generator=None,
+    callback: StepCallback | None = None,
+    order: Literal[1, 2, 3] = 2,
     lower_order_final: bool = True,
 ) -> Tensor:
     """DPM-Solver++(``order``)M: the exact solution of the probability-flow ODE in data-prediction
@@ -33,24 +37,25 @@ def dpm_solver(
     divided differences. Orders 1-3; order 1 is DDIM. The first steps use the order the history
     allows; with ``lower_order_final`` the order also drops as the list runs out (the paper's
     recipe for < 15 steps). The step after ``k = 0`` goes to ``alpha_bar = 1`` and returns the
-    last data prediction.
+    last data prediction. Deterministic: ``generator`` is unused.
     """
-    if order not in (1, 2, 3):
-        raise ValueError(f"DPM-Solver++ order must be 1, 2 or 3, got {order}")
-    abar = schedule.alphas_cumprod
-    lam = schedule.log_snr
+    check_arguments(dpm_solver, {"order": order, "lower_order_final": lower_order_final})
+    abar = denoiser.schedule.alphas_cumprod
+    lam = denoiser.schedule.log_snr
+    x = x_T
     hist_m: list[Tensor] = []
     hist_lam: list[float] = []
     n = len(ks)
     for i in range(n):
         k = int(ks[i])
-        x0, _, _ = den(x, batch_k(k, x))
+        x0 = denoiser(x, batch_k(k, x)).x0
         hist_m.insert(0, x0)
         hist_lam.insert(0, lam[k].item())
         del hist_m[3:], hist_lam[3:]
         if i == n - 1:
             x = x0
-            den.record(x)
+            if callback is not None:
+                callback(i, k, x, x0)
             break
         kt = int(ks[i + 1])
         lam_s, lam_t = hist_lam[0], lam[kt].item()
@@ -75,5 +80,6 @@ def dpm_solver(
                 slope = d01 + c2 * h0
                 x = x - 2.0 * alpha_t * h * h * phi3 * c2
             x = x + alpha_t * h * phi2 * slope
-        den.record(x)
+        if callback is not None:
+            callback(i, k, x, x0)
     return x

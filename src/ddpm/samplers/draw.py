@@ -5,66 +5,77 @@ noise draw come from its own generator, whatever the batch or the device that dr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
-from ddpm.samplers import check_method, sample
-from ddpm.samplers.steps import randn, sample_generators
+from ddpm.random import randn, sample_generators
+from ddpm.samplers.denoiser import Denoiser, ReverseVariance
+from ddpm.samplers.spec import SamplerSpec
+from ddpm.samplers.trajectory import Trajectory
 from ddpm.schedule import Schedule
 
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    """The sampler group of the config (``conf/sampler/*.yaml``) as a typed value."""
-
-    method: str = "ddim"
-    steps: int = 50
-    eta: float = 0.0
-    spacing: str = "linspace"
-    variance: str = "fixed_small"
-    clip_x0: bool = True
-    order: int = 2
-
-    def __post_init__(self) -> None:
-        check_method(self.method)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SamplerSpec:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+DenoiserFactory = Callable[[Tensor | None], Denoiser]
 
 
-def net_model_fn(net: nn.Module, y: Tensor | None) -> Callable[[Tensor, Tensor], Tensor]:
-    """``model_fn(x_t, k) = net(x_t, k, y)``, labels sliced to the batch by the caller."""
-    return lambda x, k: net(x, k, y)
+def network_denoiser(
+    net: nn.Module,
+    schedule: Schedule,
+    prediction: str = "eps",
+    *,
+    conditional: bool = False,
+    learned: bool = False,
+    clip_x0: bool = True,
+    variance: ReverseVariance | None = None,
+    guidance_scale: float = 1.0,
+    analytic_gamma: Tensor | None = None,
+) -> DenoiserFactory:
+    """``labels -> Denoiser`` for a network of the seam ``net(x, k)`` (unconditional) or
+    ``net(x, k, y)`` (``conditional``; ``y = -1`` is the null label). With labels and
+    ``guidance_scale != 1`` the unconditional prediction is mixed in (classifier-free guidance).
+    ``variance`` defaults to the network's own: ``learned_range`` when it is ``learned``, else
+    ``fixed_small``."""
+    variance = variance or ("learned_range" if learned else "fixed_small")
+
+    def null(x: Tensor) -> Tensor:
+        return torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+
+    def make(y: Tensor | None) -> Denoiser:
+        if not conditional:
+            net_fn = lambda x, k: net(x, k)  # noqa: E731
+        elif y is None:
+            net_fn = lambda x, k: net(x, k, null(x))  # noqa: E731
+        else:
+            net_fn = lambda x, k: net(x, k, y)  # noqa: E731
+        guidance = None
+        if conditional and y is not None and guidance_scale != 1.0:
+            guidance = (guidance_scale, lambda x, k: net(x, k, null(x)))
+        return Denoiser(
+            net_fn, schedule, prediction, clip_x0, variance, guidance, analytic_gamma, learned
+        )
+
+    return make
 
 
 @torch.no_grad()
 def draw_samples(
-    net: nn.Module,
-    schedule: Schedule,
+    make_denoiser: DenoiserFactory,
+    spec: SamplerSpec,
     shape: Sequence[int],
     indices: Sequence[int],
     seed: int,
-    spec: SamplerSpec,
-    prediction: str = "eps",
     batch_size: int = 256,
     labels: Tensor | None = None,
-    guidance_scale: float = 1.0,
     device: torch.device | str = "cpu",
-    analytic_gamma: Tensor | None = None,
-    return_trajectory: bool = False,
+    trajectory_frames: int = 0,
     progress: Callable | None = None,
 ) -> tuple[Tensor, dict]:
     """Samples for ``indices`` (in that order) in batches of ``batch_size``, on ``device``.
 
-    ``labels`` (one per index, ``-1`` for unconditional) make a class-conditional network draw
-    those classes; ``guidance_scale`` != 1 mixes in the unconditional prediction
-    (classifier-free guidance). Returns ``(x0 on CPU, info)`` with ``info["nfe"]`` per sample and
-    ``info["trajectory"]`` (frames of the first batch) when asked.
-    """
+    ``labels`` (one per index) are handed to ``make_denoiser`` batch by batch. Returns
+    ``(x0 on CPU, info)``: ``info["nfe"]`` network evaluations per sample, and with
+    ``trajectory_frames`` the kept frames of the first batch (``info["trajectory"]``, labelled
+    ``info["trajectory_labels"]``)."""
     indices = list(indices)
     out, nfe, traj = [], 0, None
     starts = range(0, len(indices), batch_size)
@@ -73,30 +84,15 @@ def draw_samples(
         gens = sample_generators(seed, idx)
         x_T = randn((len(idx), *shape), gens, device)
         y = labels[start : start + batch_size].to(device) if labels is not None else None
-        guidance = None
-        if y is not None and guidance_scale != 1.0:
-            guidance = (guidance_scale, net_model_fn(net, None))
-        x0, info = sample(
-            net_model_fn(net, y),
-            schedule,
-            x_T,
-            spec.method,
-            steps=min(spec.steps, schedule.num_timesteps),
-            eta=spec.eta,
-            prediction=prediction,
-            generator=gens,
-            clip_x0=spec.clip_x0,
-            guidance=guidance,
-            return_info=True,
-            return_trajectory=return_trajectory and b == 0,
-            spacing=spec.spacing,
-            variance=spec.variance,
-            order=spec.order,
-            analytic_gamma=analytic_gamma,
-        )
+        denoiser = make_denoiser(y)
+        callback = None
+        if trajectory_frames and b == 0:
+            traj = callback = Trajectory(spec.step_list(denoiser.schedule), x_T, trajectory_frames)
+        x0 = spec(denoiser, x_T, generator=gens, callback=callback)
         out.append(x0.float().cpu())
-        nfe = info["nfe"]
-        if return_trajectory and b == 0:
-            traj = info["trajectory"]
+        nfe = denoiser.nfe
     x = torch.cat(out) if out else torch.zeros((0, *shape))
-    return x, {"nfe": nfe, "trajectory": traj}
+    info = {"nfe": nfe, "trajectory": traj.frames if traj else None}
+    if traj:
+        info["trajectory_labels"] = traj.labels
+    return x, info

@@ -1,4 +1,4 @@
-"""Step lists (which code indices a sampler visits) and per-sample noise.
+"""Step lists: which code indices of the training schedule a sampler visits.
 
 A step list is a 1-D LongTensor, strictly decreasing, of length ``steps``, ending at ``k = 0``
 (for ``steps >= 2``). It is plain data: print it, pass it to any sampler. The previous timestep is
@@ -8,6 +8,7 @@ off-by-one).
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from ddpm.schedule import Schedule, k_at_log_snr
 
-Spacing = Literal["linspace", "uniform", "leading", "trailing", "quadratic", "logsnr"]
+Spacing = Literal["uniform", "linspace", "leading", "trailing", "quadratic", "logsnr", "karras"]
 SPACINGS: tuple[str, ...] = get_args(Spacing)
 
 
@@ -27,14 +28,28 @@ def _strictly_increasing(ks: Tensor) -> Tensor:
     return ks
 
 
-def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "linspace") -> Tensor:
+def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, rho: float = 7.0) -> Tensor:
+    """Karras et al. (2022) eq. 5: ``sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) -
+    sigma_max^(1/rho)))^rho``, ``i = 0 .. N-1`` (float64, descending)."""
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return (hi + ramp * (lo - hi)) ** rho
+
+
+def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "uniform") -> Tensor:
     """The descending step list of ``steps`` code indices into ``schedule``.
 
-    * ``linspace`` / ``uniform``: evenly spaced from ``T-1`` to ``0``, rounded;
+    * ``uniform`` (= ``linspace``): evenly spaced from ``T-1`` to ``0``, rounded;
     * ``leading``: ``0, c, 2c, ...`` with ``c = T // steps`` (DDIM paper; starts below ``T-1``);
     * ``trailing``: ``T-1, T-1-T/steps, ...`` (Lin et al. 2024), its last entry moved to ``0``;
     * ``quadratic``: quadratic in the step number (DDIM paper, for CIFAR-10);
-    * ``logsnr``: uniform in ``lambda = log(alpha/sigma)`` (DPM-Solver's recommended spacing).
+    * ``logsnr``: uniform in ``lambda = log(alpha/sigma)`` (DPM-Solver's recommended spacing);
+    * ``karras``: Karras et al.'s rho = 7 list in ``sigma = sqrt((1 - abar) / abar) = e^-lambda``
+      from ``sigma(T-1)`` to ``sigma(0)``, each rounded to the trained index of nearest log-sigma,
+      so the network is only evaluated at times it was trained on.
+
+    Rounding can give the same index twice; duplicates are pushed up by one (at most ``steps``
+    distinct indices exist, so every list has exactly ``steps`` entries).
     """
     T = schedule.num_timesteps
     if spacing not in SPACINGS:
@@ -53,36 +68,16 @@ def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "linspace") -> 
         ks[0] = 0
     elif spacing == "quadratic":
         ks = ((j / (steps - 1)) ** 2 * (T - 1)).round().long()
-    else:  # logsnr
+    elif spacing == "logsnr":
         lam = torch.linspace(
             schedule.log_snr[0].item(), schedule.log_snr[-1].item(), steps, dtype=torch.float64
         )
         ks = k_at_log_snr(schedule, lam).round().long()
+    else:  # karras: sigma = exp(-lambda)
+        lam = schedule.log_snr
+        sig = karras_sigmas(math.exp(-lam[0].item()), math.exp(-lam[-1].item()), steps)
+        ks = k_at_log_snr(schedule, -sig.log().flip(0)).round().long()
     ks = _strictly_increasing(ks)
     if ks[-1] > T - 1:  # pushed past the end: shift the tail back down
         ks = torch.minimum(ks, torch.arange(T - steps, T))
     return ks.flip(0)
-
-
-Generator = torch.Generator | list[torch.Generator] | None
-
-
-def randn(shape, generator: Generator = None, device=None, dtype=None) -> Tensor:
-    """Standard normal noise. With a list of generators, row ``i`` comes from ``generator[i]``,
-    so sample ``i`` is the same whatever the batch it is drawn in (EDM's per-sample seeding).
-    Noise is drawn on the CPU and moved, so it is the same on every device type."""
-    dtype = dtype or torch.get_default_dtype()
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
-        out = torch.stack(
-            [torch.randn(tuple(shape[1:]), generator=g, dtype=dtype) for g in generator]
-        )
-    else:
-        out = torch.randn(tuple(shape), generator=generator, dtype=dtype)
-    return out.to(device) if device is not None else out
-
-
-def sample_generators(seed: int, indices) -> list[torch.Generator]:
-    """One generator per sample index, seeded from ``(seed, index)`` only."""
-    return [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i)) for i in indices]

@@ -5,26 +5,37 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ddpm.config.plugin import Plugin
 from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
+
+
+def build_from_run_config(run_config: Mapping[str, Any] | None, key: str):
+    """Rebuild a part (``network``, ``schedule``) from the run config a checkpoint stores: what
+    ``load_from_checkpoint(path)`` needs to work with no other argument."""
+    if not run_config or key not in run_config:
+        raise ValueError(f"pass {key}= or a run_config holding '{key}' to rebuild it")
+    return Plugin.from_config(run_config[key], key).build()
 
 
 class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.
 
-    Subclasses define ``eval_loss(batch, batch_idx)`` (validation and test, logged as
-    ``val/loss``/``test/loss``) and call ``self.save_hyperparameters(...)`` with at least ``lr``, ``warmup_steps``,
-    ``lr_decay`` (none | cosine, to 0 at ``max_steps``), ``max_steps``, ``ema_decay``,
-    ``ema_warmup`` and ``ema_every``; ``optimizer`` is a partial taking the parameters and ``lr``
-    (Hydra ``_partial_: true``).
+    Subclasses define ``eval_loss(net, batch, batch_idx)`` (validation and test, logged as
+    ``val/loss``/``test/loss``) and call ``self.save_hyperparameters(...)`` with at least ``lr``,
+    ``warmup_steps``, ``lr_decay`` (none | cosine, to 0 at ``max_steps``), ``max_steps``,
+    ``ema_decay``, ``ema_warmup`` and ``ema_every``; ``optimizer`` is a partial taking the
+    parameters and ``lr`` (Hydra ``_partial_: true``). ``compile`` compiles the network's forward
+    in place (``nn.Module.compile``), so the state dict keeps one key per weight.
     """
 
     def __init__(
@@ -40,16 +51,19 @@ class AveragedModule(L.LightningModule):
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
+        if compile:
+            self.net.compile()
         self.optimizer_fn = optimizer or partial(torch.optim.Adam)
-        self._forward_net = torch.compile(self.net) if compile else self.net
         self._ema_updates = 0
+
+    @classmethod
+    def check_network(cls, network_cls) -> str | None:
+        """Why a network class cannot be trained by this module (``None``: it can)."""
+        return None
 
     def check_finite(self, loss: Tensor) -> None:
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at step {self.global_step}; stopping. The last good "
-                f"checkpoint is kept; lower model.lr, enable trainer.gradient_clip_val or check the data"
-            )
+            raise NonFiniteLossError(f"non-finite loss ({loss.item()})", self.global_step)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = [p.grad.detach().norm() for p in self.net.parameters() if p.grad is not None]
@@ -57,9 +71,7 @@ class AveragedModule(L.LightningModule):
             return
         total = torch.linalg.vector_norm(torch.stack(norms))
         if not torch.isfinite(total):
-            raise NonFiniteLossError(
-                f"non-finite gradient norm at step {self.global_step}; stopping. The last good checkpoint is kept"
-            )
+            raise NonFiniteLossError("non-finite gradient norm", self.global_step)
         self.log("train/grad_norm", total)
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -88,11 +100,11 @@ class AveragedModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- validation / test: the subclass's loss with the EMA weights and fixed noise -------------
-    def eval_loss(self, batch, batch_idx: int) -> Tensor:
+    def eval_loss(self, net: nn.Module, batch, batch_idx: int) -> Tensor:
         raise NotImplementedError
 
     def _evaluate(self, batch, batch_idx: int, stage: str) -> Tensor:
-        loss = self.eval_loss(batch, batch_idx)
+        loss = self.eval_loss(self.ema, batch, batch_idx)
         self.log(
             f"{stage}/loss", loss, prog_bar=stage == "val", sync_dist=True, batch_size=len(batch[0])
         )

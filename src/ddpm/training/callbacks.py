@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
+from typing import Annotated
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from ddpm.checks import NonNegativeInt, PositiveInt, Range
+from ddpm.config.schema import DenoiserConfig
 from ddpm.diffusion import q_sample
 from ddpm.figures import save_image_grid, save_scatter, save_strip
-from ddpm.samplers.draw import SamplerSpec
+from ddpm.samplers import SamplerSpec
 from ddpm.training.errors import NonFiniteLossError
 
 
@@ -22,12 +24,10 @@ def _log_image(trainer: L.Trainer, key: str, path: Path, step: int) -> None:
     from PIL import Image
 
     for logger in trainer.loggers:
-        exp = getattr(logger, "experiment", None)
-        name = type(logger).__name__
-        if name == "TensorBoardLogger":
+        if isinstance(logger, TensorBoardLogger):
             arr = np.asarray(Image.open(path).convert("RGB"))
-            exp.add_image(key, arr, step, dataformats="HWC")
-        elif name == "WandbLogger":
+            logger.experiment.add_image(key, arr, step, dataformats="HWC")
+        elif isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[str(path)], step=step)
 
 
@@ -40,22 +40,25 @@ def _reference_points(trainer: L.Trainer, n: int = 2000) -> torch.Tensor | None:
 class SampleGrid(Callback):
     """Every ``every_n_steps`` (and at the end of training) draw ``num_samples`` with the EMA
     weights, the same seeded noise each time, and save ``dirpath/step_XXXXXXX.png`` (a grid, or
-    a scatter over the data for 2-D sets); also sent to the logger as an image."""
+    a scatter over the data for 2-D sets); also sent to the logger as an image. ``sampler`` and
+    ``denoiser`` are the run's (``sampler=...``, ``denoiser.*``), passed in by train.py."""
 
     def __init__(
         self,
         dirpath: str = "samples",
-        every_n_steps: int = 1000,
-        num_samples: int = 64,
-        sampler: dict | None = None,
+        every_n_steps: NonNegativeInt = 1000,
+        num_samples: PositiveInt = 64,
         seed: int = 0,
+        sampler: SamplerSpec | None = None,
+        denoiser: DenoiserConfig | None = None,
     ) -> None:
         self.dirpath, self.every_n_steps, self.num_samples = (
             Path(dirpath),
             every_n_steps,
             num_samples,
         )
-        self.spec, self.seed = SamplerSpec.from_dict(sampler or {}), seed
+        self.sampler, self.seed = sampler, seed
+        self.denoiser = denoiser or DenoiserConfig()
         self._last_step = -1
 
     def _draw(self, trainer: L.Trainer, module) -> None:
@@ -67,7 +70,14 @@ class SampleGrid(Callback):
         if module.hparams.get("conditional") and module.hparams.run_config.get("num_classes"):
             nc = module.hparams.run_config["num_classes"]
             labels = torch.arange(self.num_samples, device=module.device) % nc
-        x = module.generate(self.num_samples, self.seed, self.spec, labels=labels)
+        x = module.generate(
+            self.num_samples,
+            self.seed,
+            self.sampler,
+            labels=labels,
+            clip_x0=self.denoiser.clip_x0,
+            variance=self.denoiser.variance,
+        )
         path = self.dirpath / f"step_{step:07d}.png"
         if x.ndim == 4:
             nrow = module.hparams.run_config.get("num_classes") if labels is not None else None
@@ -88,7 +98,12 @@ class ForwardNoisingFigure(Callback):
     """At the start of training: a batch at ``x_0`` and at several ``t`` of the forward process
     (eq. 31), as the seed's homework shows, in ``dirpath/forward_noising.png``."""
 
-    def __init__(self, dirpath: str = "samples", num_images: int = 8, num_steps: int = 8) -> None:
+    def __init__(
+        self,
+        dirpath: str = "samples",
+        num_images: PositiveInt = 8,
+        num_steps: Annotated[int, Range(2)] = 8,
+    ) -> None:
         self.dirpath, self.num_images, self.num_steps = Path(dirpath), num_images, num_steps
 
     def on_train_start(self, trainer, module) -> None:
@@ -106,31 +121,15 @@ class ForwardNoisingFigure(Callback):
         save_strip(frames, self.dirpath / "forward_noising.png", labels)
 
 
-def atomic_torch_save(obj, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: a kill mid-save leaves the
-    previous file intact. Errors name the path (disk full, permissions)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OSError(e.errno, f"could not save checkpoint to {path}: {e.strerror}") from e
-
-
 class LastCheckpoint(Callback):
     """Owns ``last.ckpt``: refreshed every ``every_n_train_steps``, written at the end of training,
     and on Ctrl-C, SIGTERM or a crash before exiting, unless the run stopped on a non-finite loss
     (the weights may be poisoned: the last good checkpoint is kept). Writes are atomic
     (:class:`ddpm.training.checkpoint_io.AtomicCheckpointIO`)."""
 
-    def __init__(self, dirpath: str = "checkpoints", every_n_train_steps: int = 1000) -> None:
+    def __init__(
+        self, dirpath: str = "checkpoints", every_n_train_steps: NonNegativeInt = 1000
+    ) -> None:
         self.dirpath, self.every_n_train_steps = Path(dirpath), every_n_train_steps
 
     def _save(self, trainer) -> None:

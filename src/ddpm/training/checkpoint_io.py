@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ddpm.training.callbacks import atomic_torch_save
+from ddpm.checkpoint import atomic_save
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO, but a kill during a save can never truncate ``last.ckpt``."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
-        atomic_torch_save(checkpoint, path)
+        atomic_save(checkpoint, path)

@@ -1,28 +1,95 @@
-"""Fit a configured model: the one library call behind train.py."""
+"""``train(cfg)``: the one library call behind train.py."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
 import lightning as L
+import torch
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ddpm.training import hydra_ddp
+from ddpm.checkpoint import load_checkpoint
+from ddpm.config import TrainConfig, parse_train
+from ddpm.training.build import build_datamodule, build_module, build_trainer
+from ddpm.training.errors import NonFiniteLossError, RunInterrupted, RunTerminated
+from ddpm.training.run_dir import check_run_dir, is_child_rank
 
 
-def fit(
-    trainer: L.Trainer,
-    module: L.LightningModule,
-    datamodule: L.LightningDataModule,
-    ckpt_path: str | None = None,
-) -> L.Trainer:
-    """``trainer.fit`` with what every run needs around it: DDP ranks relaunched correctly under
-    Hydra (also inside a multirun), the process group and environment restored afterwards for the
-    next job of a sweep, and W&B runs finished between jobs (lightning-hydra-template #289)."""
-    hydra_ddp.install()
-    with hydra_ddp.isolated_job():
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        finally:
-            if any(type(lg).__name__ == "WandbLogger" for lg in trainer.loggers):
-                import wandb
+def train(cfg: TrainConfig | Mapping) -> L.Trainer:
+    """Train the model ``cfg`` describes (a :class:`TrainConfig`, or train.py's composed config
+    as plain values). Every check runs before training starts; the run dir holds the
+    checkpoints, sample grids and logs. Raises :class:`NonFiniteLossError` when the loss diverges
+    and :class:`RunTerminated` on SIGTERM (after saving ``last.ckpt``)."""
+    if not isinstance(cfg, TrainConfig):
+        cfg = parse_train(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    if not is_child_rank():
+        check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
+    if cfg.ckpt_path:
+        load_checkpoint(cfg.ckpt_path)  # refuses unsafe or unreadable files with a clear message
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule.info)
+    trainer = build_trainer(cfg)
+    saved = f"last.ckpt was saved in {Path(cfg.run_dir) / 'checkpoints'}"
+    try:
+        with _sigint_seen() as interrupted:
+            try:
+                trainer.fit(
+                    module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True
+                )
+            except SystemExit:
+                if not interrupted:
+                    raise
+                # Lightning ran the callbacks' on_exception (last.ckpt saved), then sys.exit(1)
+                raise RunInterrupted(
+                    f"interrupted (Ctrl-C) at step {trainer.global_step}; {saved}"
+                ) from None
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(_diverged(e, cfg), e.step) from None
+    except SIGTERMException:
+        raise RunTerminated(f"terminated at step {trainer.global_step}; {saved}") from None
+    finally:
+        if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+            import wandb
 
-                wandb.finish()
+            wandb.finish()
     return trainer
+
+
+@contextlib.contextmanager
+def _sigint_seen() -> Iterator[list]:
+    """Record a Ctrl-C (still raised as KeyboardInterrupt), so the run can report it as such."""
+    seen: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _diverged(e: NonFiniteLossError, cfg: TrainConfig) -> str:
+    """Say what was kept and what to try, as things are (not as they might be)."""
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        step = torch.load(last, map_location="cpu", weights_only=True).get("global_step", "?")
+        kept = f"{last} (step {step}) is kept"
+    else:
+        kept = "no checkpoint had been written yet"
+    advice = ["lower model.lr"]
+    if not cfg.trainer.kwargs.get("gradient_clip_val"):
+        advice.append("set trainer.gradient_clip_val=1.0")
+    advice.append("check the data")
+    return f"{e.what} at step {e.step}; stopping. {kept}; {', '.join(advice)}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
+
+TimestepSampling = Literal["uniform", "importance"]
 
 
 class UniformSampler:

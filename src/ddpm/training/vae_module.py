@@ -4,14 +4,18 @@ guards as :class:`ddpm.training.DiffusionModule`, trained by maximising Prop. 1'
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from ddpm.checks import ConfigError, PositiveFloat, PositiveInt, Range
 from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.nets.vae import VAE
-from ddpm.training.base import AveragedModule
-from ddpm.vae import DECODERS, draw_vae_samples, elbo
+from ddpm.random import step_generator
+from ddpm.training.base import AveragedModule, build_from_run_config
+from ddpm.training.module import EMADecay, LRDecay
+from ddpm.vae import draw_vae_samples, elbo
 
 
 class VAEModule(AveragedModule):
@@ -26,35 +30,47 @@ class VAEModule(AveragedModule):
 
     def __init__(
         self,
-        net: VAE,
-        decoder: str = "discretized",
+        net: VAE | None = None,
+        decoder: Literal["discretized", "gaussian"] = "discretized",
         optimizer: Callable | None = None,
-        lr: float = 1e-3,
-        warmup_steps: int = 0,
-        lr_decay: str = "none",
+        lr: PositiveFloat = 1e-3,
+        warmup_steps: Annotated[int, Range(0)] = 0,
+        lr_decay: LRDecay = "none",
         max_steps: int = -1,
-        ema_decay: float = 0.999,
+        ema_decay: EMADecay = 0.999,
         ema_warmup: bool = True,
-        ema_every: int = 1,
+        ema_every: PositiveInt = 1,
         decoder_noise: bool = False,
         seed: int = 0,
         run_config: dict | None = None,
     ) -> None:
-        if not isinstance(net, VAE):
-            raise TypeError(
-                f"model=vae needs a VAE network (network=conv_vae or mlp_vae), got {type(net).__name__}"
-            )
-        if decoder not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+        net = net if net is not None else build_from_run_config(run_config, "network")
+        if problem := self.check_network(type(net)):
+            raise TypeError(problem)
+        if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
+            optimizer = build_from_run_config(run_config["model"], "optimizer")
         super().__init__(net, optimizer, ema_decay=ema_decay)
         self.save_hyperparameters(ignore=["net", "optimizer"])
 
+    @classmethod
+    def check_network(cls, network_cls) -> str | None:
+        if isinstance(network_cls, type) and issubclass(network_cls, VAE):
+            return None
+        name = getattr(network_cls, "__name__", str(network_cls))
+        return (
+            f"model=vae needs a VAE network, not {name}: choose network=conv_vae (images) or "
+            f"network=mlp_vae (points)"
+        )
+
+    @classmethod
+    def check_config(cls, options: dict, network_cls=None) -> None:
+        if network_cls is not None and (problem := cls.check_network(network_cls)):
+            raise ConfigError(problem)
+
     @torch.no_grad()
-    def generate(
-        self, n: int, seed: int = 0, spec=None, use_ema: bool = True, labels=None
-    ) -> Tensor:
-        """``n`` samples from the prior, sample ``i`` seeded by ``(seed, i)``; ``spec`` and
-        ``labels`` are accepted for the sample-grid callback and ignored."""
+    def generate(self, n: int, seed: int = 0, sampler=None, use_ema: bool = True, **_) -> Tensor:
+        """``n`` samples from the prior, sample ``i`` seeded by ``(seed, i)``; a VAE has no
+        sampler or labels."""
         net = self.ema if use_ema else self.net
         shape = self.hparams.run_config["data_shape"]
         return draw_vae_samples(
@@ -62,14 +78,13 @@ class VAEModule(AveragedModule):
             clip=self.hparams.decoder == "discretized",
         )  # fmt: skip
 
-    def _bits_per_dim(self, net, x: Tensor, generator) -> dict[str, Tensor]:
+    def _bits_per_dim(self, net: nn.Module, x: Tensor, generator) -> dict[str, Tensor]:
         terms = elbo(net, x, self.hparams.decoder, generator)
         return {k: nats_to_bits_per_dim(v.mean(), x[0].numel()) for k, v in terms.items()}
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, _ = batch
-        g = torch.Generator(device=self.device)
-        g.manual_seed(hash((self.hparams.seed, self.global_rank, self.global_step)) % (2**63))
+        g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
         bits = self._bits_per_dim(self.net, x, g)
         loss = -bits["elbo"]
         self.check_finite(loss)
@@ -78,7 +93,7 @@ class VAEModule(AveragedModule):
         self.log("train/reconstruction_bpd", -bits["reconstruction"])
         return loss
 
-    def eval_loss(self, batch, batch_idx: int) -> Tensor:
-        """``-ELBO`` in bits/dim of the EMA weights, noise fixed by the batch index."""
+    def eval_loss(self, net: nn.Module, batch, batch_idx: int) -> Tensor:
+        """``-ELBO`` in bits/dim of ``net``, noise fixed by the batch index."""
         g = torch.Generator(device=self.device).manual_seed(10_000 + batch_idx)
-        return -self._bits_per_dim(self.ema, batch[0], g)["elbo"]
+        return -self._bits_per_dim(net, batch[0], g)["elbo"]

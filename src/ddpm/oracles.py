@@ -1,4 +1,4 @@
-"""Data distributions whose optimal denoiser is known in closed form.
+"""Oracles: data distributions whose optimal denoiser is known in closed form.
 
 For data ``x_0 ~ sum_j w_j N(m_j, s_j^2 I)`` the noised marginal is again a mixture,
 ``x_t | j ~ N(sqrt(abar) m_j, (abar s_j^2 + 1 - abar) I)`` (eq. 31), and Bayes' rule gives the
@@ -84,12 +84,12 @@ class GaussianMixture:
         s2 = self.stds[0] ** 2
         return s2 * (1 - abar) / (abar * s2 + 1 - abar)
 
-    def model_fn(self, s: Schedule, prediction: str = "eps"):
+    def model_fn(self, schedule: Schedule, prediction: str = "eps"):
         """The exact optimal network ``model_fn(x_t, k)`` for the schedule ``s``; ``k`` may be
         real-valued (ODE solvers), ``alpha_bar`` then follows :func:`alpha_bar_at`."""
 
         def fn(x_t: Tensor, k: Tensor) -> Tensor:
-            abar = alpha_bar_at(s, k.to(torch.float64).cpu()).to(x_t.device)
+            abar = alpha_bar_at(schedule, k.to(torch.float64).cpu()).to(x_t.device)
             x0 = self.posterior_mean(x_t.reshape(len(x_t), -1), abar).reshape(x_t.shape)
             if prediction == "x0":
                 return x0.to(x_t.dtype)
@@ -98,6 +98,6 @@ class GaussianMixture:
                     raise ValueError("real-valued k is only supported for eps/x0 predictions")
                 a = abar.reshape(-1, *([1] * (x_t.ndim - 1)))
                 return ((x_t.double() - a.sqrt() * x0) / (1 - a).sqrt()).to(x_t.dtype)
-            return from_x0(s, prediction, x0, x_t.double(), k.long().cpu()).to(x_t.dtype)
+            return from_x0(schedule, prediction, x0, x_t.double(), k.long().cpu()).to(x_t.dtype)
 
         return fn

@@ -75,8 +75,3 @@ def isolated_job() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def is_child_rank() -> bool:
-    """True in ranks started by Lightning's launcher (they must not write run outputs)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0

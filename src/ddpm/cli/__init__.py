@@ -1,0 +1,92 @@
+"""The entry points' shared shell: compose the config with Hydra, check every job's config before
+any work, run one library call, and turn every failure a user can fix into one ``error:`` line
+with a documented exit code (no traceback).
+
+Exit codes: 0 done; 2 bad input (config, checkpoint, data); 3 the loss diverged; 130 Ctrl-C and
+143 SIGTERM (both after saving ``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ddpm.checkpoint import CheckpointError
+from ddpm.checks import ConfigError
+from ddpm.data.base import DatasetNotFoundError
+
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DatasetNotFoundError,
+    ValueError,
+    FileNotFoundError,
+    PermissionError,
+    OSError,
+)
+
+
+def fail(error: BaseException | str, code: int = 2) -> None:
+    """Print ``error: <message>`` on stderr and exit non-zero: bad input is not a crash."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def call(fn: Callable, *args) -> Any:
+    """``fn(*args)`` with the user errors and stops of a run mapped to their exit codes."""
+    from ddpm.training.errors import NonFiniteLossError, RunTerminated
+
+    try:
+        return fn(*args)
+    except (NonFiniteLossError, RunTerminated) as e:
+        if os.environ.get("DDPM_TRACEBACK"):
+            raise
+        fail(e, e.exit_code)
+    except USER_ERRORS as e:
+        if os.environ.get("DDPM_TRACEBACK"):  # for debugging the framework itself
+            raise
+        fail(e, 2)
+
+
+def _task(config_name: str, fn: Callable) -> Callable:
+    from ddpm.config import PARSERS
+
+    def task(cfg) -> None:
+        from ddpm.cli.hydra_ddp import isolated_job
+        from ddpm.cli.preflight import plain
+
+        with isolated_job():  # each job of a sweep gets its own process group and DDP env
+            call(lambda: fn(PARSERS[config_name](plain(cfg))))
+
+    return task
+
+
+def run(config_name: str, fn: Callable) -> None:
+    """``python SCRIPT.py [hydra overrides]``: the whole entry point for ``fn(typed config)``."""
+    import hydra
+    from hydra._internal.utils import get_args_parser
+
+    from ddpm.cli.help import print_help
+    from ddpm.cli.hydra_ddp import install
+    from ddpm.cli.preflight import preflight
+    from ddpm.config import PARSERS
+    from ddpm.paths import conf_dir
+
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    conf = conf_dir()
+    args = get_args_parser().parse_args()
+    if args.help:
+        print_help(config_name, conf, args)
+        return
+    checks_config = (
+        not (args.cfg or args.info or args.shell_completion or args.hydra_help)
+        and not args.experimental_rerun
+    )
+    if checks_config:
+        call(preflight, config_name, conf, args, PARSERS[config_name])
+    install()  # DDP ranks relaunched with the Hydra job's own overrides
+    main = hydra.main(config_path=str(conf), config_name=config_name, version_base=None)
+    main(_task(config_name, fn))()

@@ -1,0 +1,94 @@
+"""How the parts fit together: the network is sized by the data (shape and classes are stated
+once, by the data) and shaped by the model (class conditioning, a learned variance)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from ddpm.checks import ConfigError
+from ddpm.config.plugin import Plugin
+from ddpm.data.base import DataInfo
+from ddpm.targets import parameters
+
+
+def data_inputs(info: DataInfo) -> dict[str, Any]:
+    """The constructor arguments a network takes from the data."""
+    if info.is_image or len(info.shape) == 3:
+        return {"in_channels": info.shape[0], "image_size": info.shape[-1]}
+    return {"dim": info.shape[0]}
+
+
+def forward_takes_labels(net_cls) -> bool:
+    """Whether ``net(x, k, y)`` is possible: ``forward`` has a third parameter."""
+    forward = getattr(net_cls, "forward", None)
+    if forward is None:
+        return False
+    try:
+        params = [p for p in inspect.signature(forward).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return True
+    return len(params) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+def network_kwargs(
+    network: Plugin, info: DataInfo, conditional: bool = False, learned: bool = False
+) -> dict[str, Any]:
+    """The network's keyword arguments: its own config plus what the data and the model say.
+
+    Refuses a network for the other kind of data (an image network on 2-D points), a config that
+    restates the data's shape differently, class conditioning for a network whose ``forward``
+    takes no labels, and a learned variance for a network that cannot output one."""
+    params, _, var_kw = parameters(network.fn)
+    name = f"network._target_={network.target}"
+    inputs = data_inputs(info)
+    wants_image = any(p in params for p in ("in_channels", "image_size"))
+    if wants_image and "dim" in inputs:
+        raise ConfigError(
+            f"{name} is an image network (in_channels, image_size) but the data "
+            f"{info.name} are points of shape {tuple(info.shape)}; use a network for points, "
+            f"e.g. network=mlp"
+        )
+    if "dim" in params and "dim" not in inputs:
+        raise ConfigError(
+            f"{name} is a network for points (dim) but the data {info.name} are images of "
+            f"shape {tuple(info.shape)}; use an image network, e.g. network=unet"
+        )
+    derived: dict[str, Any] = {k: v for k, v in inputs.items() if k in params or var_kw}
+    if "num_classes" in params:
+        derived["num_classes"] = info.num_classes
+    if "class_cond" in params:
+        derived["class_cond"] = conditional
+    elif conditional and not forward_takes_labels(network.fn):
+        raise ConfigError(
+            f"model.conditional=true needs a network whose forward takes labels, "
+            f"forward(x, k, y); {name} takes forward(x, k)"
+        )
+    if "learn_sigma" in params:
+        derived["learn_sigma"] = learned
+    elif learned:
+        raise ConfigError(
+            f"model.variance=learned_range needs a network that outputs a variance "
+            f"(a learn_sigma argument); {name} has none"
+        )
+    for key, value in derived.items():
+        stated = network.kwargs.get(key, value)
+        if stated != value and not (key == "num_classes" and stated is None):
+            raise ConfigError(
+                f"network.{key}={stated!r} does not match the data/model ({key}={value!r}); "
+                f"leave it out: it is taken from the data and the model"
+            )
+    return {**network.kwargs, **derived}
+
+
+def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) -> None:
+    """The checks between data, network and model that need no data read: run when the config
+    is parsed, for every data module that knows its shape up front."""
+    info = getattr(datamodule, "declared_info", None)
+    if info is None:
+        return
+    if conditional and not info.num_classes:
+        raise ConfigError(
+            f"model.conditional=true needs a labelled dataset; {info.name} has no class labels"
+        )
+    network_kwargs(network, info, conditional, learned)

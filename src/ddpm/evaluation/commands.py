@@ -1,0 +1,119 @@
+"""``sample(cfg)`` and ``evaluate(cfg)``: the library calls behind sample.py and evaluate.py."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from ddpm.checks import ConfigError
+from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
+from ddpm.evaluation.distributed import make_fabric
+from ddpm.evaluation.features import make_extractor, real_features, real_reference, score_samples
+from ddpm.evaluation.likelihood import bits_per_dim, vae_bits_per_dim
+from ddpm.evaluation.loading import LoadedModel, dataset_tensors, load_model
+from ddpm.evaluation.outputs import write_metrics, write_samples
+from ddpm.evaluation.sampling import check_sampling, draw_distributed, make_labels
+
+
+def _launch(cfg, model: LoadedModel):
+    t = cfg.trainer
+    fabric = make_fabric(t.accelerator, t.devices, t.num_nodes, t.precision)
+    model.net.to(fabric.device)
+    return fabric
+
+
+def sample(cfg: SampleConfig | Mapping) -> Path:
+    """Draw ``cfg.num_samples`` from ``cfg.ckpt`` on every device; write ``samples.npz``,
+    ``samples.png`` (and ``trajectory.png``) into ``cfg.run_dir``."""
+    if not isinstance(cfg, SampleConfig):
+        cfg = parse_sample(cfg)
+    model = load_model(cfg.ckpt, cfg.use_ema)
+    check_sampling(
+        model, cfg.sampler, cfg.denoiser, cfg.class_label, cfg.guidance_scale, cfg.trajectory
+    )
+    labels = make_labels(model, cfg.class_label, cfg.num_samples)
+    fabric = _launch(cfg, model)
+    x, info = draw_distributed(
+        fabric, model, cfg.sampler, cfg.denoiser, cfg.num_samples, cfg.seed, cfg.batch_size,
+        labels, cfg.guidance_scale, cfg.trajectory_frames if cfg.trajectory else 0, cfg.progress,
+    )  # fmt: skip
+    out = Path(cfg.run_dir)
+    if fabric.global_rank == 0:
+        reference = None
+        if not model.is_image:
+            reference = dataset_tensors(model.datamodule().test_set, 2000)[0]
+        write_samples(
+            out, x, model.is_image, labels, info.get("trajectory"),
+            info.get("trajectory_labels"), reference,
+        )  # fmt: skip
+        print(f"wrote {len(x)} samples ({info['nfe']} network calls each) to {out}")
+    return out
+
+
+def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
+    """Score ``cfg.ckpt``: samples drawn on every device, FID (and KID, precision/recall or
+    point-cloud distances) against the test split, bits/dim with ``cfg.bpd``; writes and returns
+    ``metrics.json``'s content."""
+    if not isinstance(cfg, EvaluateConfig):
+        cfg = parse_evaluate(cfg)
+    start = time.perf_counter()
+    model = load_model(cfg.ckpt, cfg.use_ema)
+    check_sampling(model, cfg.sampler, cfg.denoiser, cfg.class_label, cfg.guidance_scale)
+    if cfg.bpd == "ode" and model.is_vae:
+        raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
+    labels = make_labels(model, cfg.class_label, cfg.num_samples)
+    datamodule = model.datamodule()
+    datamodule.check_available()
+    cache_dir = Path(cfg.fid.cache_dir).expanduser()
+    extractor = make_extractor(model, datamodule, cfg.fid.weights_path, cache_dir)
+    fabric = _launch(cfg, model)
+    real = real_features(extractor, datamodule, cache_dir, fabric)
+    x, info = draw_distributed(
+        fabric, model, cfg.sampler, cfg.denoiser, cfg.num_samples, cfg.seed, cfg.batch_size,
+        labels, cfg.guidance_scale, show_progress=cfg.progress,
+    )  # fmt: skip
+    metrics = score_samples(x, extractor, real, fabric) | real_reference(extractor, datamodule)
+    if labels is not None and "class_histogram" in metrics:
+        _, probs = extractor.features_and_probs(x)
+        metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
+    if cfg.bpd and model.is_vae:
+        metrics |= vae_bits_per_dim(
+            fabric, model, datamodule.test_set, cfg.seed, cfg.batch_size, cfg.bpd_examples,
+            cfg.iw_samples, cfg.progress,
+        )  # fmt: skip
+    elif cfg.bpd:
+        metrics |= bits_per_dim(
+            fabric, model, datamodule.test_set, cfg.seed, cfg.batch_size,
+            cfg.bpd_timesteps_per_call, cfg.bpd_examples, cfg.progress, cfg.denoiser.variance,
+            "ode" if cfg.bpd == "ode" else "vlb",
+        )  # fmt: skip
+    metrics |= {
+        "num_samples": cfg.num_samples,
+        "sampler": info["method"],
+        "steps": None
+        if model.is_vae or cfg.sampler.adaptive
+        else len(cfg.sampler.step_list(model.schedule)),
+        "nfe": info["nfe"],
+        "seed": cfg.seed,
+        "guidance_scale": cfg.guidance_scale,
+        "class_label": cfg.class_label,
+        "world_size": fabric.world_size,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if fabric.global_rank == 0:
+        path = write_metrics(Path(cfg.run_dir), metrics)
+        print(summary(metrics) + f" -> {path}", file=sys.stdout)
+    return metrics
+
+
+def summary(metrics: dict) -> str:
+    """Every number evaluate.py computed, on one line."""
+    skip = {"class_histogram", "feature_extractor", "sampler", "class_label", "world_size"}
+    parts = []
+    for key, value in metrics.items():
+        if key in skip or value is None:
+            continue
+        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return f"{metrics.get('feature_extractor')}, {metrics.get('sampler')}: " + " ".join(parts)

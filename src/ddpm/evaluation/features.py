@@ -1,0 +1,116 @@
+"""Features of real and generated data, and the scores computed from them: the extractor is
+chosen by the kind of data (Inception for RGB, a digit classifier for grey digits, the
+coordinates for points); real features are cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ddpm.checkpoint import atomic_save
+from ddpm.evaluation.distributed import gather_in_order, shard
+from ddpm.evaluation.extractors import (
+    ClassifierExtractor,
+    FeatureExtractor,
+    IdentityExtractor,
+    InceptionExtractor,
+    classifier_scores,
+)
+from ddpm.evaluation.loading import LoadedModel, dataset_tensors
+from ddpm.evaluation.metrics import (
+    feature_statistics,
+    frechet_distance,
+    kernel_inception_distance,
+    mmd_rbf,
+    precision_recall,
+    sliced_wasserstein,
+)
+
+
+def make_extractor(
+    model: LoadedModel, datamodule, weights_path: str | None, cache_dir: Path, device="cpu"
+) -> FeatureExtractor:
+    """Inception for RGB, a trained digit classifier for 1-channel images, identity for points."""
+    if not model.is_image:
+        return IdentityExtractor()
+    if model.shape[0] == 3:
+        return InceptionExtractor(weights_path, device)
+    x, y = dataset_tensors(datamodule.train_set)
+    num_classes = datamodule.info.num_classes or int(y.max()) + 1
+    return ClassifierExtractor(x, y, num_classes, datamodule.info.name, cache_dir)
+
+
+def _load_cached(path: Path) -> Tensor | None:
+    """A cached feature file, or ``None`` (with a warning) when it is corrupt or truncated: the
+    features are then computed again and the file rewritten."""
+    if not path.is_file():
+        return None
+    try:
+        feats = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(feats, Tensor) and feats.ndim == 2:
+            return feats
+        problem = "not a feature matrix"
+    except Exception as e:  # noqa: BLE001 - any unreadable file is recomputed
+        problem = f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"
+    warnings.warn(
+        f"ignoring the unreadable feature cache {path} ({problem}); recomputing it", stacklevel=2
+    )
+    return None
+
+
+def real_features(
+    extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test"
+) -> Tensor:
+    """Features of the real split, cached on disk (float64, written atomically) by dataset,
+    split, extractor and a digest of the split's data, so a change to the data (its scaling,
+    size or seed) is never scored against features of the old data."""
+    x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
+    digest = hashlib.sha1(x.double().numpy().tobytes()).hexdigest()[:12]
+    path = cache_dir / f"features-{datamodule.info.name}-{split}-{extractor.name}-{digest}.pt"
+    if (cached := _load_cached(path)) is not None and len(cached) == len(x):
+        return cached
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    feats = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
+    if rank == 0:
+        atomic_save(feats, path)
+    return feats
+
+
+def score_samples(x: Tensor, extractor: FeatureExtractor, real: Tensor, fabric) -> dict:
+    """FID (+ KID, precision/recall, or point-cloud distances) of samples against real features."""
+    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
+    idx = shard(len(x), rank, world)
+    fake = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
+    metrics = {
+        "fid": frechet_distance(*feature_statistics(fake), *feature_statistics(real)),
+        "feature_extractor": extractor.name,
+    }
+    if isinstance(extractor, IdentityExtractor):
+        metrics["sliced_wasserstein"] = sliced_wasserstein(fake, real)
+        metrics["mmd"] = mmd_rbf(fake[:2000], real[:2000])
+        return metrics
+    kid, kid_std = kernel_inception_distance(
+        fake, real, subset_size=min(1000, len(fake), len(real))
+    )
+    prec, rec = precision_recall(real[:5000], fake[:5000])
+    metrics.update(kid=kid, kid_std=kid_std, precision=prec, recall=rec)
+    if isinstance(extractor, ClassifierExtractor):
+        _, probs = extractor.features_and_probs(x)
+        metrics.update(classifier_scores(probs, extractor.num_classes))
+    return metrics
+
+
+def real_reference(extractor: FeatureExtractor, datamodule) -> dict:
+    """What the same scores give for the real test split (the reference to read samples by)."""
+    if not isinstance(extractor, ClassifierExtractor):
+        return {}
+    x, _ = dataset_tensors(datamodule.test_set)
+    _, probs = extractor.features_and_probs(x)
+    return {
+        "real_confident_share": classifier_scores(probs, extractor.num_classes)["confident_share"]
+    }
