@@ -59,7 +59,9 @@ def test_cosine_matches_closed_form_and_clips():
 def test_unknown_schedule_lists_options():
     with pytest.raises(ValueError, match="linear, cosine, sigmoid, quadratic"):
         make_schedule("nope", 10)
-    with pytest.raises(ValueError, match="num_timesteps=0 is not valid; it must be an integer >= 1"):
+    with pytest.raises(
+        ValueError, match="num_timesteps=0 is not valid; it must be an integer >= 1"
+    ):
         make_schedule("linear", 0)
 
 
