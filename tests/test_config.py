@@ -225,6 +225,12 @@ def test_composition_errors_are_one_line_with_the_closest_name(overrides, messag
     assert "\n" not in str(e.value)
 
 
+def test_the_projects_checkpoint_names_need_no_quoting():
+    _preflight("sample", "ckpt=runs/a/checkpoints/step_0001000.ckpt")
+    _preflight("sample", "ckpt=runs/a/checkpoints/best_step_0000500.ckpt")
+    _preflight("sample", "ckpt='runs/a/checkpoints/step=1000.ckpt'")  # older names, quoted
+
+
 def test_every_job_of_a_sweep_is_checked_before_any_runs():
     with pytest.raises(ConfigError, match=r"seed='x' is not valid.*job 1 of the sweep"):
         _preflight("train", "seed=0,x", multirun=True)

@@ -126,3 +126,20 @@ def test_the_data_states_its_shape_and_classes_or_they_are_read_off_it():
 
     info = Plain().info
     assert info.shape == (3, 4, 4) and info.num_classes == 4 and info.is_image
+
+
+def test_download_offline_says_what_to_provide_not_to_download(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets.cifar as cifar
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(cifar, "download_and_extract_archive", offline)
+    dm = TorchvisionDataModule("cifar10", data_dir=str(tmp_path), download=True)
+    with pytest.raises(DatasetNotFoundError) as e:
+        dm.check_available()
+    message = str(e.value)
+    assert "could not be downloaded" in message and "cifar-10-batches-py" in message
+    assert "download=true" not in message

@@ -103,3 +103,21 @@ def test_a_corrupt_feature_cache_is_recomputed_with_a_warning(tmp_path):
     assert torch.equal(again, good)
     assert torch.equal(torch.load(path, weights_only=True), good)  # rewritten whole
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_kid_and_its_spread_are_float64(gen):
+    """KID against the same subsets computed independently in float64 (a float32 reduction
+    would round it at about 1e-8 relative)."""
+    x = torch.randn(300, 16, generator=gen, dtype=torch.float64) * 3 + 1e3
+    y = torch.randn(300, 16, generator=gen, dtype=torch.float64) * 3 + 1e3 + 0.01
+    kid, std = kernel_inception_distance(x, y, subsets=3, subset_size=100, seed=4)
+    g = torch.Generator().manual_seed(4)
+    vals = []
+    for _ in range(3):
+        a, b = x[torch.randperm(300, generator=g)[:100]], y[torch.randperm(300, generator=g)[:100]]
+        k = lambda u, v: (u @ v.T / 16 + 1) ** 3  # noqa: E731
+        kaa, kbb = k(a, a), k(b, b)
+        off = (kaa.sum() - kaa.trace() + kbb.sum() - kbb.trace()) / (100 * 99)
+        vals.append((off - 2 * k(a, b).mean()).item())
+    ref = torch.tensor(vals, dtype=torch.float64)
+    assert kid == ref.mean().item() and std == ref.std().item()

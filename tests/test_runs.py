@@ -23,7 +23,7 @@ def _step(ckpt):
 def test_train_toy2d_writes_everything(tmp_path):
     train_in_process(tmp_path, "callbacks.sample_grid.every_n_steps=10", steps=30)
     assert _step(tmp_path / "checkpoints" / "last.ckpt") == 30
-    assert (tmp_path / "checkpoints" / "step=20.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "step_0000020.ckpt").is_file()
     assert (tmp_path / "samples" / "step_0000030.png").is_file()
     assert (tmp_path / "samples" / "forward_noising.png").is_file()
     assert (tmp_path / "logs" / "metrics.csv").read_text().count("\n") > 2
@@ -107,7 +107,7 @@ def test_sampling_options_a_checkpoint_cannot_honour_are_refused(toy_ckpt, digit
     assert not list(tmp_path.iterdir())  # nothing was written
 
 
-def test_evaluate_bpd_of_trained_is_better_than_untrained(toy_ckpt, tmp_path):
+def test_evaluate_bpd_of_trained_is_better_than_untrained(toy_ckpt, tmp_path, capsys):
     untrained = tmp_path / "untrained"
     train_in_process(untrained, steps=1)
     results = {}
@@ -120,6 +120,9 @@ def test_evaluate_bpd_of_trained_is_better_than_untrained(toy_ckpt, tmp_path):
             "bpd_examples=64", "bpd_timesteps_per_call=50", f"fid.cache_dir={tmp_path / 'cache'}",
         )  # fmt: skip
         assert m == json.loads((tmp_path / name / "metrics.json").read_text())
+        printed = capsys.readouterr().out  # every number it computed, not only the FID
+        for key in ("fid=", "bpd=", "bpd_stderr=", "sliced_wasserstein=", "mmd=", "nfe=5"):
+            assert key in printed, key
         assert m["bpd_method"] == "vlb" and m["bpd_variance"] == "fixed_small"
         assert 0 < m["bpd_stderr"] < abs(m["bpd"]) and m["nfe"] == 5 and m["steps"] == 5
         results[name] = (m["bpd"], m["bpd_stderr"])

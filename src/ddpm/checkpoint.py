@@ -7,6 +7,7 @@ import contextlib
 import os
 import pickle
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -84,25 +85,58 @@ def checkpoint_config(ckpt: dict, path: str | Path = "checkpoint") -> dict:
     return config
 
 
+class SaveError(OSError):
+    """A file could not be written; the message names the path and the reason."""
+
+    def __str__(self) -> str:
+        return self.args[-1] if self.args else "could not save"
+
+
+class _WriteRecorder:
+    """A file that remembers the OS error behind a failed write (torch's zip writer turns it
+    into an unhelpful "unexpected pos" RuntimeError)."""
+
+    def __init__(self, f) -> None:
+        self._f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
 def atomic_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename: a kill mid-save
     leaves the previous file intact, and a failed save (disk full, permissions) leaves no partial
     file and an error that names the path."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    recorder = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            recorder = _WriteRecorder(f)
+            torch.save(obj, recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
-        errno = e.errno if isinstance(e, OSError) else None
-        raise OSError(errno, f"could not save checkpoint to {path}: {reason}") from None
+        cause = recorder.error if recorder is not None and recorder.error is not None else e
+        if isinstance(cause, OSError) and cause.strerror:
+            reason = cause.strerror
+        else:
+            reason = str(cause).splitlines()[0]
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else None
+        where = f" ({free / 2**20:.0f} MiB free there)" if free is not None else ""
+        errno = cause.errno if isinstance(cause, OSError) else None
+        raise SaveError(errno, f"could not save checkpoint to {path}: {reason}{where}") from None
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ddpm.evaluation.progress import progress_bar
 from ddpm.figures import to_uint8
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -121,7 +122,7 @@ def train_classifier(
     torch.manual_seed(seed)
     model = DigitClassifier(num_classes, x.shape[1])
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in range(epochs):
+    for _ in progress_bar("training the digit classifier (once; cached)")(range(epochs)):
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), batch_size):
             idx = perm[i : i + batch_size]

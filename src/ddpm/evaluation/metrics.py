@@ -49,7 +49,7 @@ def kernel_inception_distance(
             m * (m - 1)
         ) - 2 * kxy.mean()
         vals.append(float(mmd))
-    t = torch.tensor(vals)
+    t = torch.tensor(vals, dtype=torch.float64)  # float64: a float32 tensor would round KID
     return float(t.mean()), float(t.std()) if len(vals) > 1 else 0.0
 
 

@@ -4,6 +4,7 @@ before training starts."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,7 @@ from ddpm.checks import ConfigError
 from ddpm.config import TrainConfig, network_kwargs
 from ddpm.data.base import DataInfo
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
+from ddpm.training.loggers import resume_options
 
 
 def build_datamodule(cfg: TrainConfig):
@@ -51,13 +53,35 @@ def build_module(cfg: TrainConfig, info: DataInfo) -> L.LightningModule:
     return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
 
 
-def build_trainer(cfg: TrainConfig) -> L.Trainer:
+def build_logger(cfg: TrainConfig, resume_step: int | None = None):
+    """The configured logger, continuing the run's own logs when resuming."""
+    if cfg.logger is None:
+        return False
+    options = resume_options(cfg.logger.fn, cfg.run_dir, resume_step)
+    return cfg.logger.build(**{k: v for k, v in options.items() if k not in cfg.logger.kwargs})
+
+
+def build_trainer(cfg: TrainConfig, resume_step: int | None = None) -> L.Trainer:
     extra = {"sampler": cfg.sampler, "denoiser": cfg.denoiser}
     callbacks = [
         c.build(**{k: v for k, v in extra.items() if c.accepts(k)}) for c in cfg.callbacks.values()
     ]
     return cfg.trainer.build(
         callbacks=callbacks,
-        logger=cfg.logger.build() if cfg.logger is not None else False,
+        logger=build_logger(cfg, resume_step),
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def checkpoint_dirs(trainer: L.Trainer) -> list[Path]:
+    """Every folder the trainer's callbacks write checkpoints to."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from ddpm.training.callbacks import LastCheckpoint
+
+    dirs = {
+        Path(cb.dirpath)
+        for cb in trainer.callbacks
+        if isinstance(cb, (ModelCheckpoint, LastCheckpoint)) and cb.dirpath
+    }
+    return sorted(dirs)

@@ -188,6 +188,7 @@ class DiffusionModule(AveragedModule):
             self.timestep_sampler.update(k, terms["vlb"])
             self.log("train/vlb", terms["vlb"].mean())
         self.log("train/loss", loss, prog_bar=True)
+        self.log_step()
         self.log("train/mse", terms["mse"].mean())
         quartile = (k * 4) // self.schedule.num_timesteps
         for q in range(4):

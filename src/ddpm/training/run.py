@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -15,9 +16,17 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ddpm.checkpoint import load_checkpoint
 from ddpm.config import TrainConfig, parse_train
-from ddpm.training.build import build_datamodule, build_module, build_trainer
+from ddpm.training.build import build_datamodule, build_module, build_trainer, checkpoint_dirs
 from ddpm.training.errors import NonFiniteLossError, RunInterrupted, RunTerminated
-from ddpm.training.run_dir import check_run_dir, is_child_rank
+from ddpm.training.quiet import silence_known_noise
+from ddpm.training.resume import check_resume
+from ddpm.training.run_dir import (
+    check_run_dir,
+    check_writable,
+    clear_previous_run,
+    is_child_rank,
+    run_dir_lock,
+)
 
 
 def train(cfg: TrainConfig | Mapping) -> L.Trainer:
@@ -27,14 +36,28 @@ def train(cfg: TrainConfig | Mapping) -> L.Trainer:
     and :class:`RunTerminated` on SIGTERM (after saving ``last.ckpt``)."""
     if not isinstance(cfg, TrainConfig):
         cfg = parse_train(cfg)
+    silence_known_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if not is_child_rank():
+    main = not is_child_rank()
+    with run_dir_lock(cfg.run_dir) if main else contextlib.nullcontext():
+        return _train(cfg, main)
+
+
+def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
+    if main:
         check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
-    if cfg.ckpt_path:
-        load_checkpoint(cfg.ckpt_path)  # refuses unsafe or unreadable files with a clear message
+    ckpt = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None  # refuses unsafe files
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule.info)
-    trainer = build_trainer(cfg)
+    if ckpt is not None:
+        check_resume(ckpt, cfg.ckpt_path, module.hparams.run_config)
+    elif main and cfg.overwrite and (removed := clear_previous_run(cfg.run_dir)):
+        print(f"overwrite=true: removed the previous run's {', '.join(removed)}", file=sys.stderr)
+    trainer = build_trainer(cfg, ckpt["global_step"] if ckpt is not None else None)
+    if main:
+        size = 2 * sum(p.numel() * p.element_size() for p in module.parameters()) + 2**20
+        for folder in checkpoint_dirs(trainer):
+            check_writable(folder, size)
     saved = f"last.ckpt was saved in {Path(cfg.run_dir) / 'checkpoints'}"
     try:
         with _sigint_seen() as interrupted:

@@ -89,6 +89,7 @@ class VAEModule(AveragedModule):
         loss = -bits["elbo"]
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
+        self.log_step()
         self.log("train/kl_bpd", bits["kl"])
         self.log("train/reconstruction_bpd", -bits["reconstruction"])
         return loss
