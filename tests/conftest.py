@@ -38,7 +38,7 @@ def run_cli(
         **(env or {}),
     }
     proc = subprocess.run(
-        [PYTHON, str(REPO / script), *overrides],
+        [PYTHON, script if script == "-m" else str(REPO / script), *overrides],
         cwd=REPO,
         env=full_env,
         capture_output=True,
@@ -159,3 +159,45 @@ def fit_quietly(module, datamodule, steps: int):
     )
     trainer.fit(module, datamodule)
     return trainer
+
+
+def inception_weights(root: Path) -> Path:
+    """An Inception-v3 weights file of the right architecture with random weights (the real one
+    cannot be downloaded here), used exactly as the real file would be."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from ddpm.evaluation.extractors import INCEPTION_FILE
+
+    class RandomInit(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True):  # keep the random initialisation
+            return None
+
+    torch.save({}, root / "empty.pth")
+    torch.manual_seed(0)
+    model = RandomInit("x", ["2048"], feature_extractor_weights_path=str(root / "empty.pth"))
+    path = root / INCEPTION_FILE
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def hf_folder(tmp_path_factory):
+    """A small Hugging Face image dataset with a test split and class labels (save_to_disk)."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        images = [
+            Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)) for _ in range(n)
+        ]
+        labels = datasets.ClassLabel(names=["a", "b", "c"])
+        features = datasets.Features({"image": datasets.Image(), "label": labels})
+        data = {"image": images, "label": [i % 3 for i in range(n)]}
+        return datasets.Dataset.from_dict(data, features=features)
+
+    path = tmp_path_factory.mktemp("hf") / "toy_images"
+    datasets.DatasetDict({"train": split(40), "test": split(12)}).save_to_disk(str(path))
+    return path

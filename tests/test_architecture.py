@@ -12,7 +12,7 @@ SRC = REPO / "src" / "ddpm"
 
 # Lower numbers are lower layers; a module may import its own layer or a lower one.
 LAYERS = {
-    "checks": 0, "targets": 0, "paths": 0, "random": 0, "schedule": 0, "checkpoint": 0,
+    "checks": 0, "targets": 0, "paths": 0, "random": 0, "schedule": 0, "checkpoint": 0, "betas": 0,
     "odeint": 0, "figures": 0,
     "parameterization": 1, "likelihood": 1,
     "diffusion": 2,

@@ -8,25 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import QUIET, run_cli
+from conftest import QUIET, inception_weights, run_cli
 from ddpm.evaluation.extractors import INCEPTION_FILE, InceptionExtractor
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    class RandomInit(FeatureExtractorInceptionV3):
-        def load_state_dict(self, state_dict, strict=True):  # keep the random initialisation
-            return None
-
-    root = tmp_path_factory.mktemp("inception")
-    torch.save({}, root / "empty.pth")
-    torch.manual_seed(0)
-    model = RandomInit("x", ["2048"], feature_extractor_weights_path=str(root / "empty.pth"))
-    path = root / INCEPTION_FILE
-    torch.save(model.state_dict(), path)
-    return path
+    return inception_weights(tmp_path_factory.mktemp("inception"))
 
 
 def test_features_are_float64_and_batch_size_invariant(weights):

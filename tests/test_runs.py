@@ -160,3 +160,24 @@ def test_checkpoint_of_another_network_is_refused(toy_ckpt, tmp_path):
     torch.save(ckpt, other)
     with pytest.raises(CheckpointError, match="do not match the network"):
         _sample(other, tmp_path / "out")
+
+
+def test_images_scalars_and_checkpoints_of_one_moment_carry_one_step(tmp_path):
+    """After 10 optimizer steps: the sample grid, the validation loss, the training scalars and
+    the checkpoint all say step 10, in TensorBoard and CSV alike; no placeholder hp_metric."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = ["callbacks.sample_grid.every_n_steps=10", "trainer.log_every_n_steps=10"]
+    train_in_process(tmp_path / "tb", "logger=tensorboard", *common, steps=20)
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    steps = lambda tag: sorted({e.step for e in events.Scalars(tag)})  # noqa: E731
+    assert sorted({e.step for e in events.Images("samples")}) == [10, 20]
+    assert steps("val/loss") == [10, 20] and steps("train/loss") == [10, 20]
+    assert "hp_metric" not in events.Tags()["scalars"]
+    names = sorted(p.name for p in (tmp_path / "tb" / "checkpoints").glob("step_*.ckpt"))
+    assert names == ["step_0000010.ckpt", "step_0000020.ckpt"]
+    train_in_process(tmp_path / "csv", *common, steps=20)
+    with open(tmp_path / "csv" / "logs" / "metrics.csv") as f:
+        rows = [line.split(",")[0] for line in f.read().splitlines()[1:]]
+    assert sorted(set(rows)) == ["10", "20"]

@@ -72,20 +72,46 @@ def save_scatter(
     return path
 
 
+def _save_with_column_labels(grid: np.ndarray, path: Path, labels: list[str] | None) -> Path:
+    """An image grid with one label above each column (PNG), or the bare grid without labels."""
+    from PIL import Image
+
+    if not labels:
+        Image.fromarray(grid).save(path)
+        return path
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h, w = grid.shape[:2]
+    fig = plt.figure(figsize=(w / 100, h / 100 + 0.3), dpi=100)
+    ax = fig.add_axes((0, 0, 1, h / (h + 30)))
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    for j, label in enumerate(labels):
+        fig.text((j + 0.5) / len(labels), 1 - 15 / (h + 30), label, ha="center", va="center", fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def save_strip(
     frames: list[Tensor],
     path: str | Path,
     labels: list[str] | None = None,
     reference: Tensor | None = None,
 ) -> Path:
-    """Frames along a chain: for images, each frame is a batch (N, C, H, W) and frame j becomes
-    column j (rows are samples); for points, one scatter panel per frame."""
+    """Frames along a chain, each labelled (e.g. with its time ``t``): for images, each frame is
+    a batch (N, C, H, W) and frame j becomes column j (rows are samples); for points, one scatter
+    panel per frame."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if frames[0].ndim == 4:
         stacked = torch.stack(frames, dim=1)  # (N, F, C, H, W)
         n, f = stacked.shape[:2]
-        return save_image_grid(stacked.reshape(n * f, *stacked.shape[2:]), path, nrow=f)
+        grid = image_grid(stacked.reshape(n * f, *stacked.shape[2:]), nrow=f, min_size=60 * f)
+        return _save_with_column_labels(grid, path, labels)
     import matplotlib
 
     matplotlib.use("Agg")

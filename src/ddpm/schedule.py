@@ -14,7 +14,6 @@ Conventions used everywhere in :mod:`ddpm`:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Literal, get_args
@@ -22,13 +21,12 @@ from typing import Annotated, Literal, get_args
 import torch
 from torch import Tensor
 
+from ddpm.betas import BUILDERS
 from ddpm.checks import Range
-from ddpm.targets import check_arguments
+from ddpm.targets import check_arguments, check_call
 
 ScheduleName = Literal["linear", "cosine", "sigmoid", "quadratic"]
 SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
-
-MAX_BETA = 0.999  # Nichol & Dhariwal (2021), sec. 3.2: avoids singularities near t = T.
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,67 +169,6 @@ def extract(values: Tensor, k: Tensor, shape: torch.Size | tuple[int, ...], dtyp
     return out.reshape(len(k), *([1] * (len(shape) - 1)))
 
 
-# --- schedules ------------------------------------------------------------------------------------
-
-
-def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
-    """Ho et al. (2020) sec. 4: betas linear from 1e-4 to 0.02 for T = 1000. For other T the
-    endpoints are scaled by ``1000 / T`` (Nichol & Dhariwal 2021) so ``alpha_bar_T`` stays close
-    to zero, then clipped at ``MAX_BETA``."""
-    scale = 1000.0 / num_timesteps
-    betas = torch.linspace(scale * beta_start, scale * beta_end, num_timesteps, dtype=torch.float64)
-    return betas.clamp(max=MAX_BETA)
-
-
-def quadratic_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
-    """Betas whose square roots are linear (Ho et al.'s code, "quad"), scaled like linear."""
-    scale = 1000.0 / num_timesteps
-    roots = torch.linspace(
-        math.sqrt(scale * beta_start),
-        math.sqrt(scale * beta_end),
-        num_timesteps,
-        dtype=torch.float64,
-    )
-    return (roots**2).clamp(max=MAX_BETA)
-
-
-def betas_from_alpha_bar_fn(num_timesteps: int, alpha_bar, max_beta: float = MAX_BETA) -> Tensor:
-    """Discretise a continuous ``alpha_bar(tau)``, ``tau in [0, 1]``:
-    ``beta_t = min(1 - alpha_bar(t/T) / alpha_bar((t-1)/T), max_beta)`` (Nichol & Dhariwal eq. 17)."""
-    tau = torch.arange(num_timesteps + 1, dtype=torch.float64) / num_timesteps
-    abar = alpha_bar(tau)
-    return (1.0 - abar[1:] / abar[:-1]).clamp(min=1e-12, max=max_beta)
-
-
-def cosine_betas(num_timesteps: int, s: float = 0.008) -> Tensor:
-    """Nichol & Dhariwal (2021) eq. 17: ``alpha_bar(t) = f(t)/f(0)``,
-    ``f(t) = cos^2(((t/T + s) / (1 + s)) * pi/2)``, offset ``s = 0.008``, betas clipped at 0.999."""
-
-    def f(tau: Tensor) -> Tensor:
-        return torch.cos((tau + s) / (1 + s) * math.pi / 2) ** 2
-
-    return betas_from_alpha_bar_fn(num_timesteps, lambda tau: f(tau) / f(torch.zeros(1)))
-
-
-def sigmoid_betas(
-    num_timesteps: int, start: float = -3.0, end: float = 3.0, tau: float = 1.0
-) -> Tensor:
-    """Sigmoid schedule of Jabri, Fleet & Chen (2023), "Scalable adaptive computation", eq. in
-    sec. 4: ``alpha_bar(t) = (s(end/tau) - s((t(end-start)+start)/tau)) / (s(end/tau) - s(start/tau))``
-    with ``s`` the logistic sigmoid."""
-    lo, hi = torch.sigmoid(torch.tensor(start / tau)), torch.sigmoid(torch.tensor(end / tau))
-
-    def alpha_bar(t: Tensor) -> Tensor:
-        return (hi - torch.sigmoid((t * (end - start) + start) / tau)) / (hi - lo)
-
-    return betas_from_alpha_bar_fn(num_timesteps, alpha_bar)
-
-
-_BUILDERS = dict(
-    linear=linear_betas, cosine=cosine_betas, sigmoid=sigmoid_betas, quadratic=quadratic_betas
-)
-
-
 def make_schedule(
     name: ScheduleName, num_timesteps: Annotated[int, Range(1)] = 1000, **kwargs
 ) -> Schedule:
@@ -241,7 +178,8 @@ def make_schedule(
     cosine, ``start``/``end``/``tau`` for sigmoid).
     """
     check_arguments(make_schedule, {"name": name, "num_timesteps": num_timesteps}, "schedule.")
-    return Schedule.from_betas(_BUILDERS[name](num_timesteps, **kwargs), name=name)
+    check_call(BUILDERS[name], kwargs, "schedule", provided=["num_timesteps"])
+    return Schedule.from_betas(BUILDERS[name](num_timesteps, **kwargs), name=name)
 
 
 def from_alphas_cumprod(

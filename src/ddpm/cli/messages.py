@@ -14,6 +14,7 @@ NOT_IN_STRUCT = re.compile(r"Key '([\w]+)' is not in struct")
 PARSE = re.compile(r"Error parsing override '(.*?)'")
 INTERPOLATION = re.compile(r"Interpolation key '([\w.]+)' not found")
 FULL_KEY = re.compile(r"full_key: ([\w.]+)")
+MISSING = re.compile(r"Missing mandatory value: ([\w.]+)")
 
 
 def group_options(search_dirs: list[Path], group: str) -> list[str]:
@@ -53,6 +54,8 @@ def explain(error: BaseException, search_dirs: list[Path], config: dict | None =
     if (m := APPEND.search(text)) or (m := NOT_IN_STRUCT.search(text)):
         dotted = m.group(1)
         return unknown_key(dotted, search_dirs, config)
+    if m := MISSING.search(text):
+        return f"{m.group(1)} is required: pass {m.group(1)}=VALUE"
     if m := INTERPOLATION.search(text):
         where = FULL_KEY.search(text)
         return (

@@ -166,9 +166,7 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         check_model(dict(model.kwargs), network.fn)
     schedule = Plugin.from_config(raw["schedule"], "schedule")
     sampler = SamplerSpec.from_config(raw["sampler"], "sampler")
-    num_timesteps = schedule.kwargs.get("num_timesteps")
-    if isinstance(num_timesteps, int):
-        sampler.check_steps(num_timesteps)
+    sampler.check_steps(schedule.build().num_timesteps)  # builds it: a cheap, complete check
     callbacks = {
         name: Plugin.from_config(node, f"callbacks.{name}", provided=("sampler", "denoiser"))
         for name, node in (raw.get("callbacks") or {}).items()

@@ -3,6 +3,7 @@
 
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule
 from ddpm.data.digits import DigitsDataModule
+from ddpm.data.hf import HFDataModule
 from ddpm.data.image_folder import ImageFolderDataModule
 from ddpm.data.torchvision_sets import TorchvisionDataModule
 from ddpm.data.toy2d import Toy2DDataModule
@@ -12,6 +13,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DiffusionDataModule",
     "DigitsDataModule",
+    "HFDataModule",
     "ImageFolderDataModule",
     "Toy2DDataModule",
     "TorchvisionDataModule",

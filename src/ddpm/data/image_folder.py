@@ -1,4 +1,5 @@
-"""Any folder of images (e.g. Stanford Cars): resized and center-cropped to ``image_size``."""
+"""Any folder of images (e.g. Stanford Cars): resized to ``image_size`` and centre-cropped
+(``resize=crop``) or squashed to a square (``resize=squash``, the seed homework's transform)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ddpm.checks import PositiveInt, Range
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, random_hflip
+from ddpm.data.images import Resize, prepare_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -31,21 +33,19 @@ class ImageFiles(Dataset):
         channels: int,
         labels: list[int] | None,
         flip: bool,
+        resize: Resize = "crop",
     ) -> None:
         self.files, self.labels, self.flip = files, labels, flip
-        self.image_size, self.channels = image_size, channels
+        self.image_size, self.channels, self.resize = image_size, channels, resize
 
     def __len__(self) -> int:
         return len(self.files)
 
     def load(self, path: Path) -> torch.Tensor:
         from PIL import Image
-        from torchvision.transforms import functional as TF
 
         with Image.open(path) as img:
-            img = img.convert("RGB" if self.channels == 3 else "L")
-            img = TF.center_crop(TF.resize(img, self.image_size, antialias=True), self.image_size)
-            return TF.pil_to_tensor(img).float() / 127.5 - 1.0
+            return prepare_image(img, self.image_size, self.channels, self.resize)
 
     def __getitem__(self, i: int):
         x = self.load(self.files[i])
@@ -67,6 +67,7 @@ class ImageFolderDataModule(DiffusionDataModule):
         test_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.05,
         on_corrupt: Literal["fail", "skip"] = "fail",
         split_seed: int = 0,
+        resize: Resize = "crop",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,7 +84,7 @@ class ImageFolderDataModule(DiffusionDataModule):
             test_fraction,
             on_corrupt,
         )
-        self.split_seed = split_seed
+        self.split_seed, self.resize = split_seed, resize
         self.classes: list[str] = []
         num_classes = None
         if class_folders and self.root.is_dir():
@@ -136,7 +137,9 @@ class ImageFolderDataModule(DiffusionDataModule):
         perm = torch.randperm(
             len(files), generator=torch.Generator().manual_seed(self.split_seed)
         ).tolist()
-        n_test = max(1, int(round(self.test_fraction * len(files)))) if len(files) > 1 else 0
+        # test_fraction=0 trains on every image; the test split is then the training images
+        n_test = max(1, round(self.test_fraction * len(files))) if self.test_fraction > 0 else 0
+        n_test = min(n_test, len(files) - 1)
         split = {"test": perm[:n_test], "train": perm[n_test:] or perm}
 
         def subset(idx, flip):
@@ -146,6 +149,7 @@ class ImageFolderDataModule(DiffusionDataModule):
                 self.channels,
                 [labels[i] for i in idx] if labels else None,
                 flip,
+                self.resize,
             )
 
         return subset(split["train"], self.flip), subset(split["test"] or split["train"], False)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from ddpm.checks import ConfigError
 from ddpm.config import TrainConfig, network_kwargs
@@ -66,10 +67,11 @@ def build_trainer(cfg: TrainConfig, resume_step: int | None = None) -> L.Trainer
     callbacks = [
         c.build(**{k: v for k, v in extra.items() if c.accepts(k)}) for c in cfg.callbacks.values()
     ]
+    plugins: list = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # submitit requeues preempted jobs; Lightning must not as well
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return cfg.trainer.build(
-        callbacks=callbacks,
-        logger=build_logger(cfg, resume_step),
-        plugins=[AtomicCheckpointIO()],
+        callbacks=callbacks, logger=build_logger(cfg, resume_step), plugins=plugins
     )
 
 

@@ -95,16 +95,17 @@ class SampleGrid(Callback):
 
 
 class ForwardNoisingFigure(Callback):
-    """At the start of training: a batch at ``x_0`` and at several ``t`` of the forward process
-    (eq. 31), as the seed's homework shows, in ``dirpath/forward_noising.png``."""
+    """At the start of training: a few training examples at ``num_frames`` evenly spaced times
+    ``t`` of the forward process from ``t = 0`` (the data) to ``t = T`` (eq. 31), each frame
+    labelled with its ``t``, in ``dirpath/forward_noising.png`` (the seed homework's figure)."""
 
     def __init__(
         self,
         dirpath: str = "samples",
         num_images: PositiveInt = 8,
-        num_steps: Annotated[int, Range(2)] = 8,
+        num_frames: Annotated[int, Range(2)] = 10,
     ) -> None:
-        self.dirpath, self.num_images, self.num_steps = Path(dirpath), num_images, num_steps
+        self.dirpath, self.num_images, self.num_frames = Path(dirpath), num_images, num_frames
 
     def on_train_start(self, trainer, module) -> None:
         if not trainer.is_global_zero or trainer.global_step > 0:
@@ -112,13 +113,35 @@ class ForwardNoisingFigure(Callback):
         ds = trainer.datamodule.train_set
         n = self.num_images if ds[0][0].ndim == 3 else min(len(ds), 2000)
         x0 = torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
-        s = module.schedule
-        ks = torch.linspace(0, s.num_timesteps - 1, self.num_steps).round().long()
-        g = torch.Generator().manual_seed(0)
-        noise = torch.randn(x0.shape, generator=g)
-        frames = [x0] + [q_sample(s, x0, torch.full((len(x0),), int(k)), noise) for k in ks]
-        labels = ["x_0"] + [f"t={int(k) + 1}" for k in ks]
-        save_strip(frames, self.dirpath / "forward_noising.png", labels)
+        T = module.schedule.num_timesteps
+        times = torch.linspace(0, T, self.num_frames).round().long().tolist()
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+        frames = [
+            x0 if t == 0 else q_sample(module.schedule, x0, torch.full((len(x0),), t - 1), noise)
+            for t in times
+        ]
+        save_strip(frames, self.dirpath / "forward_noising.png", [f"t={t}" for t in times])
+
+
+class DatasetGrid(Callback):
+    """Once, when a run starts: a grid of ``num_images`` real training images (a scatter of the
+    training points for 2-D data) in ``dirpath/dataset_grid.png``: what the model should learn
+    to draw (the seed homework's first figure)."""
+
+    def __init__(self, dirpath: str = "samples", num_images: PositiveInt = 64) -> None:
+        self.dirpath, self.num_images = Path(dirpath), num_images
+
+    def on_train_start(self, trainer, module) -> None:
+        path = self.dirpath / "dataset_grid.png"
+        if not trainer.is_global_zero or trainer.global_step > 0 or path.exists():
+            return
+        ds = trainer.datamodule.train_set
+        if ds[0][0].ndim == 3:
+            x = torch.stack([ds[i][0] for i in range(min(self.num_images, len(ds)))])
+            save_image_grid(x, path)
+        else:
+            x = torch.stack([ds[i][0] for i in range(min(2000, len(ds)))])
+            save_scatter(x, path, title="training data")
 
 
 class LastCheckpoint(Callback):

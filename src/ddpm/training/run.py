@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from ddpm.config import TrainConfig, parse_train
 from ddpm.training.build import build_datamodule, build_module, build_trainer, checkpoint_dirs
 from ddpm.training.errors import NonFiniteLossError, RunInterrupted, RunTerminated
 from ddpm.training.quiet import silence_known_noise
+from ddpm.training.requeue import record_job, requeued_checkpoint
 from ddpm.training.resume import check_resume
 from ddpm.training.run_dir import (
     check_run_dir,
@@ -44,6 +46,9 @@ def train(cfg: TrainConfig | Mapping) -> L.Trainer:
 
 
 def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
+    if cfg.ckpt_path is None and (requeued := requeued_checkpoint(cfg.run_dir)) is not None:
+        cfg = dataclasses.replace(cfg, ckpt_path=str(requeued))
+        print(f"requeued job: resuming from {requeued}", file=sys.stderr)
     if main:
         check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
     ckpt = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None  # refuses unsafe files
@@ -53,6 +58,8 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         check_resume(ckpt, cfg.ckpt_path, module.hparams.run_config)
     elif main and cfg.overwrite and (removed := clear_previous_run(cfg.run_dir)):
         print(f"overwrite=true: removed the previous run's {', '.join(removed)}", file=sys.stderr)
+    if main:
+        record_job(cfg.run_dir)
     trainer = build_trainer(cfg, ckpt["global_step"] if ckpt is not None else None)
     if main:
         size = 2 * sum(p.numel() * p.element_size() for p in module.parameters()) + 2**20

@@ -13,7 +13,7 @@ from pathlib import Path
 from ddpm.checkpoint import remove_stale_temporaries
 from ddpm.checks import ConfigError
 
-RUN_OUTPUTS = ("checkpoints", "samples", "logs", "tensorboard", "wandb", ".wandb_run_id")
+RUN_OUTPUTS = ("checkpoints", "samples", "logs", "tensorboard", "wandb", ".wandb_run_id", ".job")
 
 
 def is_child_rank() -> bool:
