@@ -1,176 +1,298 @@
-"""Sampler accuracy and overhead vs diffusers, on a model that is exact in closed form.
+"""Sampler accuracy against diffusers on exact denoisers, and per-step overhead.
 
-    pip install -e '.[bench]'          # diffusers, optional
-    python benchmarks/samplers.py [--n 20000] [--quick]
+    pip install -e '.[bench]'                       # diffusers, optional
+    OMP_NUM_THREADS=1 python benchmarks/samplers.py [--quick] [--sweep]
 
-The "network" is the exact denoiser of a 2-D Gaussian mixture (ddpm.analytic), so every error is
-the sampler's own. Two errors at each NFE:
+The "network" is the exact eps of a 2-D Gaussian or of a mixture of three narrow Gaussians
+(:class:`ddpm.oracles.GaussianMixture`) on the linear T = 1000 schedule (betas 1e-4..0.02), so
+every error is the sampler's own. At NFE budgets 5, 10, 20, 50:
 
-* ``FD``: Fréchet distance (raw coordinates) between the samples and a fresh draw of the true
-  mixture of the same size (the floor at N samples is printed as "true vs true");
-* ``path``: for deterministic samplers, the mean distance to the probability-flow ODE solution from
-  the same x_T (adaptive Dormand-Prince, rtol 1e-9).
+* deterministic samplers: ``path`` = mean distance to the probability-flow ODE solution from the
+  same x_T (adaptive Dormand-Prince at rtol = atol = 1e-10, checked against 1e-11);
+* stochastic samplers: ``FD`` = Fréchet distance between random Fourier features of the samples
+  and of true draws (:func:`fd`), with its floor (true draws of the same size) printed.
 
-Then the time per step with a trivial model (zeros) on a 64x3x32x32 batch: pure sampler overhead.
-The last lines are the ratios ours/diffusers (lower is better for both).
+Ours run at their ``conf/sampler`` defaults through ``ddpm.samplers.sample`` (only ``steps``
+set); diffusers' schedulers through ``set_timesteps`` / ``scale_model_input`` / ``step``, at their
+defaults (``clip_sample=False`` for DDIM/DDPM: clipping is about the data range, not the solver),
+at their best ``timestep_spacing`` x ``use_karras_sigmas`` per budget and denoiser ("best"), and at
+the one setting best over all budgets and both denoisers ("best overall", the rule our defaults are
+chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes. Heun uses
+``2 n - 1 <= budget`` evaluations (5, 9, 19, 49): cells show ``@nfe`` when it differs. ``--sweep``
+ranks our own spacings/options (how the defaults were chosen).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import itertools
+import math
 import time
 
 import torch
 
 from ddpm.evaluation.metrics import feature_statistics, frechet_distance
 from ddpm.oracles import GaussianMixture
-from ddpm.samplers import sample
-from ddpm.samplers.steps import SPACINGS  # noqa: F401  (documented choices)
+from ddpm.samplers import SPACINGS, builtin_sampler, sample
 from ddpm.schedule import make_schedule
 
-MIX = GaussianMixture(
-    torch.tensor([0.2, 0.3, 0.5]).double(),
-    torch.tensor([[-0.7, -0.3], [0.6, 0.5], [0.2, -0.6]]).double(),
-    torch.tensor([0.08, 0.15, 0.1]).double(),
-)
-NFES = [10, 20, 50, 100, 1000]
-# our samplers with the conf/sampler defaults, plus quadratic spacing (DDIM paper) for ddpm/ddim;
-# each row is compared with diffusers' scheduler of the same kind at its defaults
-OURS = {
-    "ddpm": ("ddpm", dict(method="ddpm")),
-    "ddpm+quadratic": ("ddpm", dict(method="ddpm", spacing="quadratic")),
-    "ddim": ("ddim", dict(method="ddim")),
-    "ddim+quadratic": ("ddim", dict(method="ddim", spacing="quadratic")),
-    "dpm_solver": ("dpm_solver", dict(method="dpm_solver", spacing="logsnr")),
+SCHED = make_schedule("linear", 1000)
+DATA = {  # a 2-D Gaussian; three narrow components (the widest std 0.15)
+    "gaussian": GaussianMixture.gaussian(torch.tensor([0.3, -0.2]), 0.5),
+    "mixture": GaussianMixture(torch.tensor([0.2, 0.3, 0.5]).double(),
+                               torch.tensor([[-0.7, -0.3], [0.6, 0.5], [0.2, -0.6]]).double(),
+                               torch.tensor([0.08, 0.15, 0.1]).double()),
+}  # fmt: skip
+BUDGETS = (5, 10, 20, 50)
+CHURN = 10.0  # s_churn of the churn rows: gamma = min(10/N, sqrt(2)-1), capped up to N = 24
+OURS_ODE = {m: (m, {}) for m in ("ddim", "euler", "heun", "dpm_solver", "unipc")}
+OURS_SDE = {
+    "ddpm": ("ddpm", {}), "dpm_solver_sde": ("dpm_solver_sde", {}),
+    "euler churn": ("euler", {"s_churn": CHURN}), "heun churn": ("heun", {"s_churn": CHURN}),
+}  # fmt: skip
+# name: (diffusers class, its options, step() options)
+THEIRS_ODE = {
+    "DDIM": ("DDIMScheduler", {"clip_sample": False}, {}),
+    "DPM++2M": ("DPMSolverMultistepScheduler", {}, {}),
+    "DPM++3M": ("DPMSolverMultistepScheduler", {"solver_order": 3}, {}),
+    "UniPC": ("UniPCMultistepScheduler", {}, {}), "DEIS": ("DEISMultistepScheduler", {}, {}),
+    "Euler": ("EulerDiscreteScheduler", {}, {}), "Heun": ("HeunDiscreteScheduler", {}, {}),
+}  # fmt: skip
+THEIRS_SDE = {
+    "DDPM": ("DDPMScheduler", {"clip_sample": False}, {}),
+    "DPM++2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, {}),
+    "Euler churn": ("EulerDiscreteScheduler", {}, {"s_churn": CHURN}),
 }
+COUNTERPART = {"ddim": "DDIM", "euler": "Euler", "heun": "Heun", "unipc": "UniPC", "ddpm": "DDPM",
+               "dpm_solver_sde": "DPM++2M SDE"}  # fmt: skip
 
 
-def fd(x: torch.Tensor, ref: torch.Tensor) -> float:
-    return frechet_distance(*feature_statistics(x.double()), *feature_statistics(ref.double()))
+def counterparts() -> dict[str, str]:
+    """Ours -> diffusers' scheduler of the same kind (DPM-Solver++ of our default order)."""
+    dpm = "DPM++2M" if builtin_sampler("dpm_solver").options["order"] == 2 else "DPM++3M"
+    return COUNTERPART | {"dpm_solver": dpm}
 
 
-def diffusers_sample(kind: str, eps_fn, x_T: torch.Tensor, steps: int, seed: int):
-    import diffusers
-
-    common = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
-    if kind == "ddpm":
-        sch = diffusers.DDPMScheduler(**common, clip_sample=False, variance_type="fixed_small")
-    elif kind == "ddim":
-        sch = diffusers.DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True)
-    else:
-        sch = diffusers.DPMSolverMultistepScheduler(
-            **common, algorithm_type="dpmsolver++", solver_order=2
-        )
-    sch.set_timesteps(steps)
-    g = torch.Generator().manual_seed(seed)
-    x = x_T.clone()
-    for t in sch.timesteps:
-        k = torch.full((len(x),), int(t))
-        out = (
-            sch.step(eps_fn(x, k), t, x, generator=g)
-            if kind == "ddpm"
-            else sch.step(eps_fn(x, k), t, x)
-        )
-        x = out.prev_sample
-    return x
+def steps_for(method: str, budget: int) -> int:
+    """Steps within ``budget`` network calls: Heun spends ``2 n - 1``, the others ``n``."""
+    return (budget + 1) // 2 if method.lower().startswith("heun") else budget
 
 
-def accuracy(n: int, quick: bool) -> list[dict]:
-    s = make_schedule("linear", 1000)
-    eps = MIX.model_fn(s, "eps")
-    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
-    truth = MIX.sample(n, torch.Generator().manual_seed(1))[0]
-    floor = fd(MIX.sample(n, torch.Generator().manual_seed(2))[0], truth)
-    ref = sample(eps, s, x_T.double(), "ode", rtol=1e-9, atol=1e-9).float()
-    try:
-        import diffusers  # noqa: F401
-
-        have_diffusers = True
-    except ImportError:
-        have_diffusers = False
-        print("diffusers is not installed (pip install -e '.[bench]'): ours only")
-    rows = []
-    theirs = {}
-    for name, (kind, kw) in OURS.items():
-        stochastic = kind == "ddpm"
-        for nfe in NFES[:3] if quick else NFES:
-            x = sample(eps, s, x_T, steps=nfe, generator=torch.Generator().manual_seed(3), **kw)
-            path = float("nan") if stochastic else float((x - ref).norm(dim=1).mean())
-            row = {"sampler": name, "nfe": nfe, "ours_fd": fd(x, truth), "ours_path": path}
-            if have_diffusers:
-                if (kind, nfe) not in theirs:
-                    theirs[kind, nfe] = diffusers_sample(kind, eps, x_T, nfe, 3)
-                y = theirs[kind, nfe]
-                row["diffusers_fd"] = fd(y, truth)
-                row["diffusers_path"] = (
-                    float("nan") if stochastic else float((y - ref).norm(dim=1).mean())
-                )
-            rows.append(row)
-    print(f"\nFD floor (true vs true, N={n}): {floor:.2e}")
-    return rows
+def path_error(x: torch.Tensor, ref: torch.Tensor) -> float:
+    return (x.double() - ref).norm(dim=1).mean().nan_to_num(math.inf).item()  # diverged: inf
 
 
-def overhead(steps: int = 50) -> dict:
-    s = make_schedule("linear", 1000)
+# Features [x, cos(x W + b)], frequencies 1.25..20 (the data's scales): their Frechet distance, as
+# FID's of Inception features, sees the spread of narrow components; x's moments barely do.
+_G = torch.Generator().manual_seed(0)
+RFF_W = torch.randn(2, 64, generator=_G, dtype=torch.float64) * torch.logspace(0, 1.2, 64).double()
+RFF_B = 2 * math.pi * torch.rand(64, generator=_G, dtype=torch.float64)
+TRUE_STATS: dict[int, tuple] = {}
+
+
+def features(x: torch.Tensor) -> torch.Tensor:
+    x = x.double().nan_to_num(9, 9, -9)  # a diverged sample counts as far off
+    return torch.cat([x, torch.cos(x @ RFF_W + RFF_B)], 1)
+
+
+def fd(x: torch.Tensor, data: GaussianMixture) -> float:
+    """FD of the features of ``x`` against those of 200,000 true draws."""
+    if id(data) not in TRUE_STATS:
+        draws = data.sample(200_000, torch.Generator().manual_seed(1234))[0]
+        TRUE_STATS[id(data)] = feature_statistics(features(draws))
+    return frechet_distance(*feature_statistics(features(x)), *TRUE_STATS[id(data)])
+
+
+def fd_floor(data: GaussianMixture, n: int) -> float:
+    """The FD of ``n`` true samples (mean of 5 draws): differences below it are noise."""
+    return sum(fd(data.sample(n, torch.Generator().manual_seed(s))[0], data) for s in range(5)) / 5
+
+
+def ours(name: str, eps_fn, x_T, budget: int, seed: int = 1, **kw):
+    method, options = (OURS_ODE | OURS_SDE)[name]
+    x, info = sample(
+        eps_fn, SCHED, x_T, method, steps=steps_for(method, budget),
+        generator=torch.Generator().manual_seed(seed), return_info=True, **(options | kw),
+    )  # fmt: skip
+    return x, info["nfe"]
+
+
+def settings(cls) -> list[dict]:
+    """The class's defaults first, then every timestep_spacing x use_karras_sigmas it takes."""
+    karras = "use_karras_sigmas" in cls().config
+    grid = [
+        {"timestep_spacing": sp} | ({"use_karras_sigmas": k} if karras else {})
+        for sp in ("leading", "linspace", "trailing") for k in (False, True)[: 1 + karras]
+    ]  # fmt: skip
+    default = {key: cls().config[key] for key in grid[0]}
+    return [default] + [g for g in grid if g != default]
+
+
+def scheduler_class(name: str):
+    return getattr(importlib.import_module("diffusers"), (THEIRS_ODE | THEIRS_SDE)[name][0])
+
+
+def theirs(name: str, setting: dict, eps_fn, x_T, budget: int, seed: int = 1):
+    _, options, step_options = (THEIRS_ODE | THEIRS_SDE)[name]
+    sch = scheduler_class(name)(trained_betas=SCHED.betas.numpy(), **options, **setting)
+    sch.set_timesteps(steps_for(name, budget))
+    if name in THEIRS_SDE:
+        step_options = step_options | {"generator": torch.Generator().manual_seed(seed)}
+    x = x_T * sch.init_noise_sigma
+    for t in sch.timesteps:  # one network call each
+        eps = eps_fn(sch.scale_model_input(x, t), t.double().expand(len(x)))
+        x = sch.step(eps, t, x, **step_options).prev_sample
+    return x.double(), len(sch.timesteps)
+
+
+def label(setting: dict) -> str:
+    return setting.get("timestep_spacing", "") + "+karras" * bool(setting.get("use_karras_sigmas"))
+
+
+def measure(n_ode: int, n_sde: int, tol: float, have_diffusers: bool) -> dict:
+    """``results[data][row][budget] = (error, nfe, setting)``, rows ours and ``NAME [setting]``."""
+    results: dict = {}
+    for dname, data in DATA.items():
+        g = torch.Generator().manual_seed(0)
+        x_ode, x_sde = (torch.randn(n, 2, generator=g, dtype=torch.float64) for n in (n_ode, n_sde))
+        eps = data.model_fn(SCHED, "eps")
+        ref = sample(eps, SCHED, x_ode, "ode", rtol=tol, atol=tol)
+        check = sample(eps, SCHED, x_ode, "ode", rtol=tol / 10, atol=tol / 10)
+        res = results[dname] = {"_ref": path_error(check, ref), "_floor": fd_floor(data, n_sde)}
+        for budget, name in itertools.product(BUDGETS, OURS_ODE | OURS_SDE):
+            x, nfe = ours(name, eps, x_ode if name in OURS_ODE else x_sde, budget)
+            e = path_error(x, ref) if name in OURS_ODE else fd(x, data)
+            res.setdefault(name, {})[budget] = (e, nfe, "")
+        rows = list(THEIRS_ODE | THEIRS_SDE) * have_diffusers
+        for budget, name in itertools.product(BUDGETS, rows):
+            for setting in settings(scheduler_class(name)):
+                x, nfe = theirs(name, setting, eps, x_ode if name in THEIRS_ODE else x_sde, budget)
+                e = path_error(x, ref) if name in THEIRS_ODE else fd(x, data)
+                res.setdefault(f"{name} [{label(setting)}]", {})[budget] = (e, nfe, label(setting))
+    return results
+
+
+def log_total(results: dict, row: str) -> float:
+    return sum(math.log(max(r[row][b][0], 1e-300)) for r in results.values() for b in BUDGETS)
+
+
+def summarize(results: dict) -> None:
+    """Per diffusers scheduler: ``(defaults)``; ``(best)``, the best setting per budget and
+    denoiser; ``(best overall)``, the one setting of lowest geometric-mean error over all budgets
+    and both denoisers (the rule our own defaults are chosen by)."""
+    for name in THEIRS_ODE | THEIRS_SDE:
+        labels = [label(s) for s in settings(scheduler_class(name))]
+        overall = min(labels, key=lambda lab: log_total(results, f"{name} [{lab}]"))  # noqa: B023
+        for res in results.values():
+            res[f"{name} (defaults)"] = res[f"{name} [{labels[0]}]"]
+            runs = [res[f"{name} [{lb}]"] for lb in labels]
+            res[f"{name} (best)"] = {b: min(run[b] for run in runs) for b in BUDGETS}
+            res[f"{name} (best overall)"] = res[f"{name} [{overall}]"]
+
+
+def cell(v) -> str:
+    err, nfe, note, budget = v
+    return f"{err:.2e}" + (f" @{nfe}" if nfe != budget else "") + (f" {note}" if note else "")
+
+
+def table(results: dict, rows: list[str], title: str) -> None:
+    print(f"{title}\n\n| sampler | " + " | ".join(f"NFE {b}" for b in BUDGETS) + " |")
+    print("|---" * (len(BUDGETS) + 1) + "|")
+    for row in [r for r in rows if r in results]:
+        print(f"| {row} | " + " | ".join(cell(results[row][b] + (b,)) for b in BUDGETS) + " |")
+    print()
+
+
+def ratios(results: dict) -> None:
+    for kind, mine, their in [("path", OURS_ODE, THEIRS_ODE), ("FD", OURS_SDE, THEIRS_SDE)]:
+        for rule in ("best", "best overall") if f"{next(iter(their))} (best)" in results else ():
+            rows, line = [f"{n} ({rule})" for n in their], []
+            for b in BUDGETS:
+                me = min(mine, key=lambda r: results[r][b][0])
+                th = min(rows, key=lambda r: results[r][b][0])
+                ratio = results[me][b][0] / results[th][b][0]
+                line.append(f"{b}: {ratio:.2f} ({me} / {th.split(' (')[0]} {results[th][b][2]})")
+            print(f"(a) {kind}, our best at defaults / diffusers' {rule}: " + "; ".join(line))
+    for mine, their in (counterparts() | {"euler churn": "Euler churn"}).items():
+        if f"{their} (defaults)" in results:
+            r = [results[mine][b][0] / results[f"{their} (defaults)"][b][0] for b in BUDGETS]
+            print(f"(b) {mine} / {their} at defaults: " + ", ".join(f"{v:.2f}" for v in r))
+
+
+def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
+    """Our samplers over every spacing and option, ranked by the geometric mean of the error over
+    both denoisers and all budgets (cells: gaussian 5..50, mixture 5..50; FD floored)."""
+    lof = {"lower_order_final": [True, False]}
+    grids = {
+        "ddim": {}, "euler": {}, "heun": {}, "ddpm": {},
+        "dpm_solver": {"order": [1, 2, 3]} | lof,
+        "unipc": {"order": [1, 2, 3], "variant": ["bh1", "bh2"]} | lof
+                 | {"final_corrector": [True, False]},
+        "dpm_solver_sde": {"solver_type": ["midpoint", "exact"]} | lof,
+    }  # fmt: skip
+    for method, grid in [(m, g) for m, g in grids.items() if only in ("", m)]:
+        sde = method in OURS_SDE
+        keys = ["spacing", *grid]
+        combos = list(itertools.product([s for s in SPACINGS if s != "linspace"], *grid.values()))
+        errs = torch.zeros(len(combos), len(DATA) * len(BUDGETS))
+        for d, data in enumerate(DATA.values()):
+            g = torch.Generator().manual_seed(0)
+            x_T = torch.randn(n_sde if sde else n_ode, 2, generator=g, dtype=torch.float64)
+            eps = data.model_fn(SCHED, "eps")
+            ref = None if sde else sample(eps, SCHED, x_T, "ode", rtol=1e-10, atol=1e-10)
+            floor = fd_floor(data, n_sde) if sde else 0.0
+            for j, b in enumerate(BUDGETS):
+                for i, c in enumerate(combos):
+                    x, _ = ours(method, eps, x_T, b, **dict(zip(keys, c)))
+                    e = max(fd(x, data), floor) if sde else path_error(x, ref)
+                    errs[i, d * len(BUDGETS) + j] = e if math.isfinite(e) else 1e9
+        score = errs.log().mean(1).exp()  # geometric mean over the 8 (denoiser, budget) cells
+        for rank, i in enumerate(score.argsort()[:3].tolist()):
+            cells = " ".join(f"{e:.1e}" for e in errs[i].tolist())
+            print(f"{method} #{rank + 1}: {dict(zip(keys, combos[i]))} {score[i]:.2e} [{cells}]")
+
+
+def overhead(have_diffusers: bool, budget: int = 20) -> None:
+    """ms per network call with a zero model on a 64x3x32x32 batch (the samplers' own cost),
+    ours at defaults and the counterpart at diffusers' defaults, ``budget`` calls each."""
     zero = lambda x, k: torch.zeros_like(x)  # noqa: E731
     x_T = torch.randn(64, 3, 32, 32)
-    out = {}
-    for name in ("ddpm", "ddim", "dpm_solver"):
-        t = time.perf_counter()
-        sample(
-            zero, s, x_T, steps=steps, generator=torch.Generator().manual_seed(0), **OURS[name][1]
-        )
-        out[f"ours_{name}"] = (time.perf_counter() - t) / steps
-        try:
+    print("\n| sampler | ms/NFE ours | ms/NFE diffusers |\n|---|---|---|")
+    _ = have_diffusers and theirs("DDIM", {}, zero, x_T, 1)  # warm-up: diffusers' lazy imports
+    for mine, their in counterparts().items():
+        ms = []
+        for fn, *a in [(ours, mine), (theirs, their, {})][: 1 + have_diffusers]:
             t = time.perf_counter()
-            diffusers_sample(name, zero, x_T, steps, 0)
-            out[f"diffusers_{name}"] = (time.perf_counter() - t) / steps
-        except ImportError:
-            pass
-    return out
+            nfe = fn(*a, zero, x_T, budget)[1]
+            ms.append(1e3 * (time.perf_counter() - t) / nfe)
+        print(f"| {mine} / {their} | " + " | ".join(f"{v:.2f}" for v in ms) + " |")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--n", type=int, default=20_000)
-    p.add_argument("--quick", action="store_true")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer samples, looser reference")
+    p.add_argument("--sweep", action="store_true", help="also rank our spacings and options")
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = accuracy(args.n, args.quick)
-    print("\n| sampler | NFE | FD ours | FD diffusers | path err ours | path err diffusers |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['sampler']} | {r['nfe']} | {r['ours_fd']:.2e} | {r.get('diffusers_fd', float('nan')):.2e} "
-            f"| {r['ours_path']:.2e} | {r.get('diffusers_path', float('nan')):.2e} |"
-        )
-    ov = overhead()
-    print("\n| sampler | ms/step ours | ms/step diffusers |")
-    print("|---|---|---|")
-    for name in ("ddpm", "ddim", "dpm_solver"):
-        print(
-            f"| {name} | {1e3 * ov[f'ours_{name}']:.2f} | {1e3 * ov.get(f'diffusers_{name}', float('nan')):.2f} |"
-        )
-    if "diffusers_fd" in rows[0]:
-        print()
-        for name in OURS:
-            ratios = [r["ours_fd"] / r["diffusers_fd"] for r in rows if r["sampler"] == name]
-            path = [
-                r["ours_path"] / r["diffusers_path"]
-                for r in rows
-                if r["sampler"] == name and OURS[name][0] != "ddpm"
-            ]
-            print(
-                f"{name}: FD ratio ours/diffusers per NFE {[f'{v:.2f}' for v in ratios]}"
-                + (f"; path-error ratio {[f'{v:.2f}' for v in path]}" if path else "")
-                + (
-                    f"; overhead ratio {ov[f'ours_{name}'] / ov[f'diffusers_{name}']:.2f}"
-                    if f"ours_{name}" in ov
-                    else ""
-                )
-            )
+    n_ode, n_sde, tol = (500, 4000, 1e-8) if args.quick else (4000, 40000, 1e-10)
+    have_diffusers = importlib.util.find_spec("diffusers") is not None
+    if not have_diffusers:
+        print("diffusers is not installed (pip install -e '.[bench]'): ours only")
+    t0 = time.perf_counter()
+    results = measure(n_ode, n_sde, tol, have_diffusers)
+    _ = have_diffusers and summarize(results)
+    rules = ("defaults", "best", "best overall")
+    for dname, res in results.items():
+        print(f"\n## {dname}: reference ODE error {res['_ref']:.1e}; FD floor {res['_floor']:.1e}")
+        names = list(OURS_ODE) + [f"{n} ({w})" for n in THEIRS_ODE for w in rules]
+        table(res, names, f"path error to the PF-ODE ({dname}, n={n_ode})")
+        names = list(OURS_SDE) + [f"{n} ({w})" for n in THEIRS_SDE for w in rules]
+        table(res, names, f"FD of random Fourier features ({dname}, n={n_sde})")
+        ratios(res)
+    print(f"\n(measured in {time.perf_counter() - t0:.0f} s)\n")
+    if args.sweep:
+        sweep(n_ode, n_sde)
+    overhead(have_diffusers)
 
 
 if __name__ == "__main__":

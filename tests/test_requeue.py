@@ -53,7 +53,6 @@ def test_a_preempted_submitit_job_resumes_and_both_jobs_finish(tmp_path):
 
 def test_a_new_run_into_a_used_dir_is_still_refused(tmp_path):
     from conftest import train_in_process
-
     from ddpm.checks import ConfigError
 
     train_in_process(tmp_path, steps=5)

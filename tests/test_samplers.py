@@ -7,7 +7,7 @@ import torch
 
 from convergence import GAUSSIAN, SMOOTH, fitted_order
 from ddpm.oracles import GaussianMixture
-from ddpm.samplers import SPACINGS, sample, sample_generators, timesteps
+from ddpm.samplers import SPACINGS, builtin_sampler_names, sample, sample_generators, timesteps
 from ddpm.samplers.ddim import ddim
 from ddpm.samplers.dpm_solver import dpm_solver
 from ddpm.schedule import make_schedule
@@ -29,32 +29,22 @@ def _x_T(n, seed=0):
 
 
 @pytest.mark.parametrize(
-    "method,steps,kw",
-    [
-        ("ddpm", 1000, {}),
-        ("ddpm", 1000, {"variance": "fixed_large"}),
-        ("ddpm", 100, {"spacing": "logsnr"}),
-        ("ddim", 50, {"spacing": "logsnr"}),
-        ("ddim", 100, {"eta": 1.0, "spacing": "logsnr"}),
-        ("dpm_solver", 20, {"spacing": "logsnr"}),
-        ("dpm_solver", 20, {"order": 3, "spacing": "logsnr"}),
-        ("ode", None, {}),
+    "method,kw",
+    [(name, {}) for name in builtin_sampler_names()]  # every sampler at its defaults
+    + [
+        ("ddpm", {"variance": "fixed_large"}),
+        ("ddim", {"eta": 1.0, "steps": 100}),
+        ("dpm_solver", {"order": 2}),
     ],
 )
-def test_samplers_recover_the_mixture(sched, method, steps, kw):
-    """Mixture weights within 4 binomial SE, component means within 4 SE + 0.01, stds within 10%.
-    (Few steps with linspace spacing under-disperse by 10-20% on this data: a real property of
-    the big last steps, which is why the fast samplers are judged with log-SNR spacing here.)"""
+def test_samplers_recover_the_mixture(sched, method, kw):
+    """Mixture weights within 4 binomial SE, component means within 4 SE + 0.01, stds within 10%,
+    each sampler at its defaults (conf/sampler/NAME.yaml: steps, spacing and options)."""
     n = 4000
     x = sample(
-        MIX.model_fn(sched, "eps"),
-        sched,
-        _x_T(n),
-        method,
-        steps=steps,
-        generator=torch.Generator().manual_seed(1),
-        **kw,
-    )
+        MIX.model_fn(sched, "eps"), sched, _x_T(n), method,
+        generator=torch.Generator().manual_seed(1), **kw,
+    )  # fmt: skip
     comp = MIX.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
     for j in range(2):
         w = MIX.weights[j].item()

@@ -4,7 +4,6 @@ turns them into a :class:`~ddpm.schedule.Schedule`."""
 from __future__ import annotations
 
 import math
-
 from typing import Annotated
 
 import torch

@@ -87,10 +87,14 @@ def _save_with_column_labels(grid: np.ndarray, path: Path, labels: list[str] | N
     h, w = grid.shape[:2]
     fig = plt.figure(figsize=(w / 100, h / 100 + 0.3), dpi=100)
     ax = fig.add_axes((0, 0, 1, h / (h + 30)))
-    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.imshow(
+        grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest"
+    )
     ax.set_axis_off()
     for j, label in enumerate(labels):
-        fig.text((j + 0.5) / len(labels), 1 - 15 / (h + 30), label, ha="center", va="center", fontsize=7)
+        fig.text(
+            (j + 0.5) / len(labels), 1 - 15 / (h + 30), label, ha="center", va="center", fontsize=7
+        )
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

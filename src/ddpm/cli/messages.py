@@ -82,6 +82,12 @@ def unknown_key(dotted: str, search_dirs: list[Path], config: dict | None) -> st
             break
         node, path = node[part], [*path, part]
     last = dotted.split(".")[len(path)]
+    target = node.get("_target_") if isinstance(node, dict) else None
+    if target and len(dotted.split(".")) == len(path) + 1 and _accepts(target, last):
+        return (
+            f"{dotted} is an argument of {target} that {'.'.join(path)} does not set yet; add it "
+            f"with a plus: +{dotted}=VALUE"
+        )
     if isinstance(node, dict):
         hint = closest(last, [k for k in node if not k.startswith("_")])
         where = ".".join(path) or "the config"
@@ -91,3 +97,15 @@ def unknown_key(dotted: str, search_dirs: list[Path], config: dict | None) -> st
             + " (to add a new key on purpose: +KEY=VALUE)"
         )
     return f"{dotted} is not a key of this config"
+
+
+def _accepts(target: str, argument: str) -> bool:
+    """Whether the class or function ``target`` takes ``argument`` (e.g. a Lightning Trainer
+    argument the trainer config does not list)."""
+    from ddpm.targets import locate, parameters
+
+    try:
+        params, _, _ = parameters(locate(target))
+    except Exception:  # noqa: BLE001 - an unimportable target: no suggestion
+        return False
+    return argument in params

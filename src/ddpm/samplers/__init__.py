@@ -4,14 +4,28 @@ Every sampler has the signature ``fn(denoiser, x_T, ks, *, generator=None, callb
 **options) -> x_0`` and a yaml in ``conf/sampler/`` naming it (``_target_``) with its ``steps``,
 ``spacing`` and own options. :func:`sample` is the Python facade over the same registry.
 
-========== =================================================== ==============================
-sampler    what                                                paper
-========== =================================================== ==============================
-ddpm       ancestral sampling, respaced when steps < T          Ho et al. 2020; Nichol & Dhariwal 2021
-ddim       deterministic (eta=0) to stochastic (eta=1)          Song, Meng & Ermon 2021
-dpm_solver DPM-Solver++ multistep, orders 1-3 (2M default)      Lu et al. 2022b
-ode        probability-flow ODE, adaptive Dormand-Prince 5(4)   Song et al. 2021
-========== =================================================== ==============================
+============== ===================================================== ========================
+sampler        what (default spacing; network calls for ``steps``)   paper
+============== ===================================================== ========================
+ddpm           ancestral sampling, respaced when steps < T           Ho et al. 2020; Nichol &
+               (quadratic; steps)                                    Dhariwal 2021
+ddim           deterministic (eta=0) to stochastic (eta=1)           Song, Meng & Ermon 2021
+               (quadratic; steps)
+dpm_solver     DPM-Solver++ multistep, orders 1-3, exact exponential Lu et al. 2022b
+               integrator (3M, logsnr; steps)
+unipc          UniPC predictor-corrector, orders 1-3, B(h) bh1/bh2,  Zhao et al. 2023
+               data prediction (order 3, logsnr; steps)
+euler          Euler in sigma space, optional churn (quadratic;      Karras et al. 2022, Alg. 2
+               steps; = ddim when s_churn = 0)
+heun           Heun in sigma space, optional churn (leading;         Karras et al. 2022,
+               2 * steps - 1)                                        Alg. 1-2
+dpm_solver_sde stochastic DPM-Solver++(2M) SDE, eta from ODE to SDE  Lu et al. 2022b (SDE
+               (logsnr; steps)                                       variant)
+ode            probability-flow ODE, adaptive Dormand-Prince 5(4)    Song et al. 2021
+============== ===================================================== ========================
+
+Defaults are those that measure best on ``benchmarks/samplers.py`` (exact denoisers, 5-50
+network calls); ``conf/sampler/NAME.yaml`` states them once for the API and the config.
 """
 
 from __future__ import annotations

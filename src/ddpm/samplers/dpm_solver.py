@@ -19,8 +19,8 @@ def dpm_solver(
     *,
     generator=None,
     callback: StepCallback | None = None,
-    order: Literal[1, 2, 3] = 2,
-    lower_order_final: bool = True,
+    order: Literal[1, 2, 3] = 3,
+    lower_order_final: bool = False,
 ) -> Tensor:
     """DPM-Solver++(``order``)M: the exact solution of the probability-flow ODE in data-prediction
     form (Lu et al. 2022b, eq. 9),

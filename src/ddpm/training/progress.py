@@ -4,8 +4,10 @@ nothing until the end."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks.progress import ProgressBar
@@ -119,7 +121,25 @@ class StepProgress(ProgressBar):
 class RunSummary(Callback):
     """One line when training starts: the network, its size, the data and the plan (Lightning's
     model summary table also counts the EMA copy as a second model and prints FLOPs it never
-    measured)."""
+    measured); at the end, ``DIR/timing.json``: the wall time of this run's training, from the
+    first batch to the last step (start-up and the final save excluded), and its steps."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if not hasattr(self, "_start"):
+            self._start, self._first_step = time.monotonic(), trainer.global_step
+
+    def on_train_end(self, trainer, module) -> None:
+        if not trainer.is_global_zero or not hasattr(self, "_start"):
+            return
+        seconds = time.monotonic() - self._start
+        steps = trainer.global_step - self._first_step
+        path = Path(trainer.default_root_dir) / "timing.json"
+        record = {
+            "train_seconds": round(seconds, 2),
+            "steps": steps,
+            "max_steps": trainer.max_steps,
+        }
+        path.write_text(json.dumps(record, indent=2) + "\n")
 
     def on_fit_start(self, trainer, module) -> None:
         if not trainer.is_global_zero:

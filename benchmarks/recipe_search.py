@@ -1,0 +1,102 @@
+"""Collect a recipe search into one table and one plot: runs trained by ``python train.py -m``
+sweeps, each scored by ``python evaluate.py`` into ``RUN/eval/metrics.json``.
+
+    python train.py -m hydra.sweep.dir=results/search/STAGE AXIS=a,b AXIS2=c,d ...
+    for run in results/search/STAGE/*/; do
+        python evaluate.py ckpt=$run/checkpoints/last.ckpt num_samples=1000 hydra.run.dir=$run/eval
+    done
+    python benchmarks/recipe_search.py results/search --out results/recipe_search
+
+writes ``OUT.md`` (a markdown table, best FID first), ``OUT.csv`` and ``OUT.png`` (FID against
+training seconds). A run's overrides are read from its ``.hydra/overrides.yaml`` and its training
+time from ``timing.json`` (written by the RunSummary callback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+FIELDS = ("fid", "confident_share", "real_confident_share", "precision", "recall", "nfe", "sampler")
+
+
+def collect(root: Path) -> list[dict]:
+    rows = []
+    for ckpt in sorted(root.rglob("checkpoints/last.ckpt")):
+        run = ckpt.parent.parent
+        metrics_path = run / "eval" / "metrics.json"
+        overrides_path = run / ".hydra" / "overrides.yaml"
+        if not metrics_path.is_file() or not overrides_path.is_file():
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        overrides = [
+            o for o in yaml.safe_load(overrides_path.read_text()) or [] if "hydra." not in o
+        ]
+        timing_path = run / "timing.json"
+        timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
+        rows.append(
+            {
+                "run": str(run.relative_to(root)),
+                "overrides": " ".join(overrides) or "(digits_fast as it was)",
+                "steps": timing.get("steps"),
+                "train_seconds": timing.get("train_seconds"),
+                **{k: metrics.get(k) for k in FIELDS},
+            }
+        )
+    return sorted(rows, key=lambda r: r["fid"])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
+    return "" if v is None else str(v)
+
+
+def write(rows: list[dict], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["run", "overrides", "steps", "train_seconds", *FIELDS]
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        if r["train_seconds"] is None:
+            continue
+        ax.scatter(r["train_seconds"], r["fid"], s=18)
+        ax.annotate(r["run"], (r["train_seconds"], r["fid"]), fontsize=6)
+    ax.set_xlabel("training seconds (2 cores)")
+    ax.set_ylabel("FID (digit-classifier features)")
+    ax.grid(alpha=0.3)
+    fig.savefig(out.with_suffix(".png"), dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("root", type=Path)
+    p.add_argument("--out", type=Path, default=Path("results/recipe_search"))
+    a = p.parse_args(argv)
+    rows = collect(a.root)
+    if not rows:
+        raise SystemExit(f"error: no trained and evaluated runs under {a.root}")
+    write(rows, a.out)
+
+
+if __name__ == "__main__":
+    main()

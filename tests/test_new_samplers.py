@@ -1,0 +1,196 @@
+"""Karras et al.'s Euler and Heun, UniPC and stochastic DPM-Solver++(2M) against exact denoisers:
+convergence order to the probability-flow ODE, network calls, batch-size invariance, churn."""
+
+import math
+
+import pytest
+import torch
+
+from convergence import GAUSSIAN, fitted_order
+from ddpm.oracles import GaussianMixture
+from ddpm.samplers import Denoiser, sample, sample_generators, timesteps
+from ddpm.samplers.dpm_solver import dpm_solver
+from ddpm.samplers.dpm_solver_sde import dpm_solver_sde
+from ddpm.samplers.euler import churn_index, euler, ve_sigma
+from ddpm.samplers.heun import heun
+from ddpm.samplers.unipc import phi, unipc
+from ddpm.schedule import make_schedule
+
+MIX = GaussianMixture(
+    torch.tensor([0.3, 0.7]).double(),
+    torch.tensor([[-0.7, 0.0], [0.7, 0.2]]).double(),
+    torch.tensor([0.2, 0.25]).double(),
+)
+
+
+@pytest.fixture(scope="module")
+def sched():
+    return make_schedule("linear", 1000)
+
+
+def _x_T(n, seed=0):
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "fn,options,low,high",
+    [
+        (euler, {}, 0.9, 1.15),  # Karras et al. Algorithm 1 without the correction: first order
+        (heun, {}, 1.8, 2.4),  # Algorithm 1: second order
+        # UniPC-p: UniP-p is of order p, UniC lifts it to p + 1 (Zhao et al. Theorem 3.1); the
+        # measured slopes are 2.0, 2.8 and 5.9 (3: still pre-asymptotic, above its order 4)
+        (unipc, {"order": 1, "lower_order_final": False}, 1.8, 2.4),
+        (unipc, {"order": 2, "lower_order_final": False}, 2.6, 3.4),
+        (unipc, {"order": 2, "lower_order_final": False, "variant": "bh1"}, 2.6, 3.4),
+        (unipc, {"order": 3, "lower_order_final": False}, 3.8, 7.0),
+    ],
+)
+def test_convergence_order_on_the_gaussian(fn, options, low, high):
+    assert low < fitted_order(fn, mix=GAUSSIAN, **options) < high
+
+
+def test_sde_solver_at_eta_zero_is_a_second_order_ode_solver():
+    """The midpoint weight of the slope term (Lu et al.'s Algorithm 2) is second order too, with
+    a longer pre-asymptotic range (local slopes 1.6, 1.95, 2.0 from 16 to 128 steps); the exact
+    weight is DPM-Solver++(2M) itself (below)."""
+    options = {"eta": 0.0, "lower_order_final": False, "solver_type": "midpoint"}
+    assert 1.8 < fitted_order(dpm_solver_sde, (32, 64, 128), GAUSSIAN, **options) < 2.2
+
+
+def test_euler_is_ddim_and_sde_at_eta_zero_is_dpm_solver_2m(sched):
+    """Karras et al. sec. 3: DDIM is Euler in sigma; the SDE family at eta = 0 with the exact
+    linear interpolant is DPM-Solver++(2M)."""
+    fn, x_T = MIX.model_fn(sched), _x_T(32)
+    for spacing in ("uniform", "karras", "logsnr"):
+        ref = sample(fn, sched, x_T, "ddim", steps=12, spacing=spacing)
+        got = sample(fn, sched, x_T, "euler", steps=12, spacing=spacing)
+        assert torch.allclose(got, ref, atol=1e-10)
+    ref = sample(fn, sched, x_T, "dpm_solver", steps=12, order=2, lower_order_final=True)
+    got = sample(
+        fn, sched, x_T, "dpm_solver_sde", steps=12, eta=0.0, solver_type="exact",
+        lower_order_final=True,
+    )  # fmt: skip
+    assert torch.allclose(got, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "method,kw,nfe",
+    [
+        ("euler", {}, lambda n: n),
+        ("euler", {"s_churn": 5.0}, lambda n: n),
+        ("heun", {}, lambda n: 2 * n - 1),  # no correction on the last step, to sigma = 0
+        ("heun", {"s_churn": 5.0}, lambda n: 2 * n - 1),
+        ("unipc", {}, lambda n: n),  # the corrector reuses the next step's evaluation
+        ("unipc", {"order": 3, "final_corrector": False}, lambda n: n),
+        ("dpm_solver_sde", {}, lambda n: n),
+    ],
+)
+def test_network_calls(sched, method, kw, nfe):
+    for steps in (1, 2, 7, 16):
+        _, info = sample(
+            MIX.model_fn(sched), sched, _x_T(4), method, steps=steps, return_info=True,
+            generator=torch.Generator().manual_seed(0), **kw,
+        )  # fmt: skip
+        assert info["nfe"] == nfe(steps), (method, steps)
+
+
+@pytest.mark.parametrize(
+    "method,kw",
+    [
+        ("dpm_solver_sde", {}),
+        ("dpm_solver_sde", {"solver_type": "exact", "eta": 0.5}),
+        ("euler", {"s_churn": 10.0}),
+        ("heun", {"s_churn": 10.0, "s_tmin": 0.05, "s_tmax": 50.0}),
+        ("unipc", {}),
+    ],
+)
+def test_batch_size_invariance_with_per_sample_generators(sched, method, kw):
+    n, seed, fn = 10, 3, MIX.model_fn(sched)
+
+    def run(lo, hi):
+        gens = sample_generators(seed, range(lo, hi))
+        return sample(fn, sched, _x_T(n)[lo:hi], method, steps=15, generator=gens, **kw)
+
+    whole = run(0, n)
+    parts = torch.cat([run(lo, hi) for lo, hi in [(0, 3), (3, 4), (4, 10)]])
+    assert torch.allclose(parts, whole, atol=1e-12)
+    if method != "unipc":  # and the noise matters: another seed gives other samples
+        other = sample(
+            fn, sched, _x_T(n), method, steps=15, generator=sample_generators(seed + 1, range(n)),
+            **kw,
+        )  # fmt: skip
+        assert (other - whole).abs().max() > 1e-3
+
+
+def test_churn_raises_sigma_to_a_trained_index(sched):
+    """Algorithm 2 line 5 on trained indices: the smallest index whose sigma reaches
+    sigma (1 + gamma); gamma = 0 keeps the index."""
+    lam = sched.log_snr
+    for k, gamma in [(0, 0.1), (37, math.sqrt(2) - 1), (500, 0.01), (998, 0.3)]:
+        k_hat = churn_index(lam, k, gamma)
+        target = ve_sigma(lam, k) * (1 + gamma)
+        assert k_hat == 999 or ve_sigma(lam, k_hat) >= target * (1 - 1e-12)
+        assert k_hat - 1 <= k or ve_sigma(lam, k_hat - 1) < target
+    assert churn_index(lam, 123, 0.0) == 123
+
+
+def test_churn_outside_its_window_is_deterministic(sched):
+    fn, x_T = MIX.model_fn(sched), _x_T(16)
+    ref = sample(fn, sched, x_T, "heun", steps=10)
+    got = sample(
+        fn, sched, x_T, "heun", steps=10, s_churn=40.0, s_tmin=1e4, s_tmax=1e5,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert torch.equal(got, ref)
+
+
+def test_unipc_phi_functions_on_both_sides_of_the_series_switch():
+    """phi_n(z) = sum_j z^j/(j+n)! (series below |z| = 0.5, recursion above) against the series
+    summed to 80 terms; phi_1(z) = (e^z - 1)/z."""
+    for n in (1, 2, 3, 4):
+        for z in (-1e-4, -0.3, -0.4999, -0.5001, -1.0, -3.0):
+            ref = sum(z**j / math.factorial(j + n) for j in range(80))
+            assert abs(phi(n, z) - ref) < 1e-12 * abs(ref), (n, z)
+    assert abs(phi(1, -2.0) - math.expm1(-2.0) / -2.0) < 1e-15
+
+
+def test_unipc_final_corrector_costs_nothing_and_helps(sched):
+    """Closer to the ODE with the last correction kept (no extra network call)."""
+    fn, x_T = MIX.model_fn(sched), _x_T(256)
+    ref = sample(fn, sched, x_T, "ode", rtol=1e-10, atol=1e-10)
+    err = {}
+    for final in (True, False):
+        x, info = sample(fn, sched, x_T, "unipc", steps=20, final_corrector=final, return_info=True)
+        err[final] = (x - ref).norm(dim=1).mean().item()
+        assert info["nfe"] == 20
+    assert err[True] < err[False]
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_churn_samples_recover_the_mixture(sched, method):
+    """With churn (Algorithm 2, gamma = 0.2 on 50 steps of the default spacing), weights within 4
+    binomial SE, means within 4 SE + 0.01, stds within 10% (as test_samplers_recover_the_mixture).
+    Heun's default 18 steps with gamma at its cap sqrt(2) - 1 are too few: its component means
+    are 0.04 off."""
+    n = 4000
+    x = sample(
+        MIX.model_fn(sched), sched, _x_T(n), method, steps=50, s_churn=10.0,
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    comp = MIX.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
+    for j in range(2):
+        w, sd = MIX.weights[j].item(), MIX.stds[j].item()
+        frac = (comp == j).double().mean().item()
+        assert abs(frac - w) < 4 * math.sqrt(w * (1 - w) / n), (method, j, frac)
+        xj = x[comp == j]
+        assert (xj.mean(0) - MIX.means[j]).abs().max() < 4 * sd / math.sqrt(len(xj)) + 1e-2
+        assert abs(xj.std(0).mean().item() / sd - 1) < 0.10
+
+
+def test_samplers_take_any_step_list(sched):
+    """Direct calls with a hand-made list (the signature every sampler shares)."""
+    fn, x_T = MIX.model_fn(sched), _x_T(8)
+    ks = timesteps(sched, 6, "karras")
+    for f in (euler, heun, unipc, dpm_solver_sde, dpm_solver):
+        out = f(Denoiser(fn, sched), x_T, ks, generator=torch.Generator().manual_seed(0))
+        assert out.shape == x_T.shape and torch.isfinite(out).all()
