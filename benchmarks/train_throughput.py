@@ -98,7 +98,10 @@ def main() -> None:
         loss = (net(q_sample(sched, x0, k, noise), k) - noise).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.trainer.kwargs["gradient_clip_val"])
+        if cfg.trainer.kwargs.get("gradient_clip_val"):
+            torch.nn.utils.clip_grad_norm_(
+                net.parameters(), cfg.trainer.kwargs["gradient_clip_val"]
+            )
         opt.step()
         ema_update(ema, net, ref.hparams.ema_decay)
         done += 1

@@ -87,3 +87,19 @@ def test_no_file_over_300_lines():
         str(p.relative_to(REPO)): n for p in files if (n := len(p.read_text().splitlines())) > 300
     }
     assert not long
+
+
+def test_the_library_below_lightning_does_not_load_it_indirectly():
+    """Not only no direct import: importing the lower layers (the config layer included) loads
+    no Lightning, Hydra or OmegaConf at all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import ddpm.config, ddpm.samplers, ddpm.nets, ddpm.losses, ddpm.vae, "
+        "ddpm.oracles, ddpm.ode_likelihood, ddpm.checkpoint, ddpm.data.info; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'hydra', "
+        "'omegaconf', 'pytorch_lightning'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

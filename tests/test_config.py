@@ -163,6 +163,10 @@ BAD = [
     (["network=conv_vae"], "train it with model=vae"),
     (["denoiser.variance=wide"], "denoiser.variance='wide' is not valid; choose one of"),
     (["network.dropout=2.0"], r"network.dropout=2.0 is not valid; it must be a number in \[0, 1\]"),
+    (["network.ch_mult=[1,2,2,2,2]"], "cannot be built for digits: image_size 8 is not divisible"),
+    (["denoiser.variance=analytic"], "denoiser.variance=analytic needs the Gamma estimates"),
+    (["denoiser.variance=learned_range"], "needs model.variance=learned_range"),
+    (["model.variance=learned_range"], "would stay untrained: use model.loss=hybrid"),
 ]
 
 
@@ -227,6 +231,19 @@ def test_composition_errors_are_one_line_with_the_closest_name(overrides, messag
         _preflight("train", *overrides)
         raise AssertionError("not refused")  # pragma: no cover
     assert "\n" not in str(e.value)
+
+
+def test_hydra_interpolations_and_dropped_callbacks_compose():
+    _preflight("train", "logger=wandb", "logger.name=${hydra:job.name}")
+    _preflight("train", "callbacks.checkpoint=null")  # last.ckpt keeps its own cadence
+
+
+def test_help_with_a_bad_override_is_one_line(capsys):
+    from ddpm.cli.help import print_help
+
+    args = argparse.Namespace(overrides=["schedule=nope"], multirun=False, config_dir=None)
+    with pytest.raises(ConfigError, match="schedule=nope is not an option of schedule"):
+        print_help("train", CONF, args)
 
 
 def test_the_projects_checkpoint_names_need_no_quoting():

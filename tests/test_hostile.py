@@ -129,7 +129,7 @@ def test_progress_without_a_terminal_and_no_noise(tmp_path):
     proc = run_cli(
         "train.py", "experiment=toy2d", "trainer.max_steps=40", f"hydra.run.dir={tmp_path}",
         "dataset.size=512", "callbacks.progress.every_n_steps=20", "trainer.log_every_n_steps=50",
-        "callbacks.sample_grid.every_n_steps=0",
+        "callbacks.sample_grid.every_n_steps=0", env={"PYTHONWARNINGS": "default"},
     )  # fmt: skip
     err = proc.stderr
     assert (
@@ -145,3 +145,52 @@ def test_progress_without_a_terminal_and_no_noise(tmp_path):
         "Epoch ",
     ):
         assert noise not in err + proc.stdout, noise
+
+
+@pytest.mark.parametrize(
+    "env,child",
+    [({}, False), ({"SLURM_PROCID": "1"}, True), ({"SLURM_PROCID": "0"}, False),
+     ({"RANK": "3", "LOCAL_RANK": "0"}, True), ({"LOCAL_RANK": "1"}, True), ({"GROUP_RANK": "1"}, True)],
+)  # fmt: skip
+def test_only_the_first_process_of_a_run_locks_and_writes_the_run_dir(monkeypatch, env, child):
+    """SLURM tasks and multi-node torchrun set neither LOCAL_RANK nor NODE_RANK on every rank."""
+    from ddpm.training.run_dir import is_child_rank
+
+    for key in (
+        "RANK",
+        "SLURM_PROCID",
+        "JSM_NAMESPACE_RANK",
+        "LOCAL_RANK",
+        "NODE_RANK",
+        "GROUP_RANK",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert is_child_rank() == child
+
+
+def test_other_ranks_read_the_wandb_run_id_and_never_write_it(tmp_path):
+    from ddpm.training.loggers import wandb_run_id
+
+    first = wandb_run_id(tmp_path, resuming=False, main=True)
+    assert wandb_run_id(tmp_path, resuming=False, main=False) == first
+    assert (tmp_path / ".wandb_run_id").read_text().strip() == first
+    assert wandb_run_id(tmp_path, resuming=True, main=True) == first
+
+
+def test_ddp_ranks_are_relaunched_with_the_jobs_search_path(tmp_path):
+    """A user's config dir must reach the other ranks too, or sampler=MINE fails there."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from ddpm.cli.hydra_ddp import hydra_job_command
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose(
+            "train", [f"hydra.searchpath=[file://{tmp_path}]", "seed=3"], return_hydra_config=True
+        )
+    cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+    HydraConfig.instance().set_config(cfg)
+    command, _ = hydra_job_command(1)
+    assert f"hydra.searchpath=[file://{tmp_path}]" in command and "seed=3" in command

@@ -74,9 +74,9 @@ def test_real_feature_cache_follows_the_data(tmp_path):
     """Two datasets with the same name but different points never share cached features (a stale
     cache once scored toy2d samples against points of an older scaling)."""
     from ddpm.data import Toy2DDataModule
+    from ddpm.data.base import dataset_tensors
     from ddpm.evaluation.extractors import IdentityExtractor
     from ddpm.evaluation.features import real_features
-    from ddpm.evaluation.loading import dataset_tensors
 
     feats = []
     for seed in (0, 1, 0):

@@ -11,8 +11,9 @@ from ddpm.oracles import GaussianMixture
 from ddpm.samplers import Denoiser, sample, sample_generators, timesteps
 from ddpm.samplers.dpm_solver import dpm_solver
 from ddpm.samplers.dpm_solver_sde import dpm_solver_sde
-from ddpm.samplers.euler import churn_index, euler, ve_sigma
+from ddpm.samplers.euler import euler
 from ddpm.samplers.heun import heun
+from ddpm.samplers.karras import churn_index, ve_sigma
 from ddpm.samplers.unipc import phi, unipc
 from ddpm.schedule import make_schedule
 

@@ -181,3 +181,20 @@ def test_images_scalars_and_checkpoints_of_one_moment_carry_one_step(tmp_path):
     with open(tmp_path / "csv" / "logs" / "metrics.csv") as f:
         rows = [line.split(",")[0] for line in f.read().splitlines()[1:]]
     assert sorted(set(rows)) == ["10", "20"]
+
+
+def test_bits_per_dim_of_a_learned_variance_model_with_any_variance(tmp_path):
+    """A learned-variance network outputs [prediction, v]: every reverse variance reads only
+    the prediction half (it once fed both halves in as the prediction)."""
+    train_in_process(
+        tmp_path / "run", "model.variance=learned_range", "model.loss=hybrid", steps=30
+    )
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    bpd = {}
+    for variance in ("learned_range", "fixed_small", "fixed_large"):
+        m = _evaluate(ckpt, tmp_path / variance, "num_samples=20", "sampler.steps=3", "bpd=true",
+                      "bpd_examples=16", "bpd_timesteps_per_call=100", f"denoiser.variance={variance}",
+                      f"fid.cache_dir={tmp_path / 'cache'}")  # fmt: skip
+        assert m["bpd_variance"] == variance
+        bpd[variance] = m["bpd"]
+    assert all(0 < b < 20 for b in bpd.values()), bpd

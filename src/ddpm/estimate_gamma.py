@@ -17,7 +17,8 @@ import torch
 from ddpm.analytic_variance import estimate_gamma
 from ddpm.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from ddpm.checks import ConfigError
-from ddpm.evaluation.loading import dataset_tensors, load_model
+from ddpm.data.base import dataset_tensors
+from ddpm.evaluation.loading import load_model
 from ddpm.evaluation.progress import progress_bar
 
 

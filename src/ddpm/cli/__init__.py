@@ -15,7 +15,7 @@ from typing import Any
 
 from ddpm.checkpoint import CheckpointError
 from ddpm.checks import ConfigError
-from ddpm.data.base import DatasetNotFoundError
+from ddpm.data.info import DatasetNotFoundError
 
 USER_ERRORS = (
     ConfigError,
@@ -25,6 +25,7 @@ USER_ERRORS = (
     FileNotFoundError,
     PermissionError,
     OSError,
+    ImportError,  # an optional extra that is not installed (diffusers, datasets, ...)
 )
 
 
@@ -79,7 +80,7 @@ def run(config_name: str, fn: Callable) -> None:
     conf = conf_dir()
     args = get_args_parser().parse_args()
     if args.help:
-        print_help(config_name, conf, args)
+        call(print_help, config_name, conf, args)
         return
     checks_config = (
         not (args.cfg or args.info or args.shell_completion or args.hydra_help)

@@ -16,16 +16,25 @@ def print_help(config_name: str, conf: Path, args: argparse.Namespace) -> None:
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    from ddpm.checks import ConfigError
+    from ddpm.cli.messages import explain
 
     GlobalHydra.instance().clear()
     search_path = create_automatic_config_search_path(None, None, str(conf))
+    if args.config_dir:
+        search_path.prepend("command-line", f"file://{Path(args.config_dir).resolve()}")
     hydra = Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)
+    dirs = search_dirs(conf, args, list(args.overrides))
     try:
         cfg = hydra.compose_config(config_name, list(args.overrides), run_mode=RunMode.RUN)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(explain(e, dirs)) from None
     finally:
         GlobalHydra.instance().clear()
-    dirs = search_dirs(conf, args, list(args.overrides))
     choices = {
         g: c for g, c in cfg.hydra.runtime.choices.items() if not g.startswith("hydra/") and c
     }

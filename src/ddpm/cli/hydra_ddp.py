@@ -39,7 +39,11 @@ def hydra_job_command(local_rank: int) -> tuple[Sequence[str], str]:
         command = [sys.executable, to_absolute_path(sys.argv[0])]
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]
+    for source in hc.runtime.config_sources:  # --config-dir DIR of the parent
+        if source.provider == "command-line" and source.schema == "file":
+            command += ["--config-dir", source.path]
     command += list(hc.overrides.task)
+    command += [o for o in hc.overrides.hydra if o.startswith("hydra.searchpath=")]
     command += [
         f'hydra.run.dir="{hc.runtime.output_dir}"',
         f"hydra.job.name={hc.job.name}_rank{local_rank}",

@@ -30,7 +30,12 @@ def search_dirs(conf: Path, args: argparse.Namespace, overrides: list[str]) -> l
 
 
 def plain(cfg: DictConfig, run_dir: str | None = None) -> dict[str, Any]:
-    """The composed config without Hydra's own node, resolved to plain values."""
+    """The composed config without Hydra's own node, resolved to plain values (``${hydra:...}``
+    interpolations from the Hydra node when it is there)."""
+    if "hydra" in cfg:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(cfg)
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.pop("hydra", None)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
-from ddpm.data.base import DataInfo
+from ddpm.data.info import DataInfo
 from ddpm.nets.vae import VAE
 from ddpm.schedule import Schedule
 from ddpm.targets import locate, parameters

@@ -176,6 +176,15 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     conditional = bool(model.kwargs.get("conditional", False))
     learned = model.kwargs.get("variance") == "learned_range"
     check_wiring(network, dataset.build(), conditional, learned)
+    denoiser = DenoiserConfig.parse(raw.get("denoiser"))
+    if denoiser.variance == "analytic":
+        raise ConfigError(
+            "denoiser.variance=analytic needs the Gamma estimates of a trained network, which a "
+            "run being trained does not have; use it in sample.py/evaluate.py after "
+            "python -m ddpm.estimate_gamma CKPT"
+        )
+    if denoiser.variance == "learned_range" and not learned:
+        raise ConfigError("denoiser.variance=learned_range needs model.variance=learned_range")
     return TrainConfig(
         **top,
         model=model,
@@ -183,7 +192,7 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         network=network,
         schedule=schedule,
         sampler=sampler,
-        denoiser=DenoiserConfig.parse(raw.get("denoiser")),
+        denoiser=denoiser,
         trainer=trainer,
         logger=optional_plugin(raw.get("logger"), "logger"),
         callbacks=callbacks,

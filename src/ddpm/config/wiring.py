@@ -6,9 +6,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
+
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
-from ddpm.data.base import DataInfo
+from ddpm.data.info import DataInfo
 from ddpm.targets import parameters
 
 
@@ -81,14 +83,29 @@ def network_kwargs(
     return {**network.kwargs, **derived}
 
 
-def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) -> None:
-    """The checks between data, network and model that need no data read: run when the config
-    is parsed, for every data module that knows its shape up front."""
-    info = getattr(datamodule, "declared_info", None)
-    if info is None:
-        return
+def check_labels(info: DataInfo, conditional: bool) -> None:
     if conditional and not info.num_classes:
         raise ConfigError(
             f"model.conditional=true needs a labelled dataset; {info.name} has no class labels"
         )
-    network_kwargs(network, info, conditional, learned)
+
+
+def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) -> None:
+    """The checks between data, network and model that need no data read, run when the config is
+    parsed (for every data module that knows its shape up front): the data fits the network and
+    the network can be built for it (on the meta device: no memory, no time), e.g. an image size
+    its levels can halve."""
+    info = getattr(datamodule, "declared_info", None)
+    if info is None:
+        return
+    check_labels(info, conditional)
+    kwargs = network_kwargs(network, info, conditional, learned)
+    try:
+        with torch.device("meta"):
+            network.fn(**{k: v.build() if isinstance(v, Plugin) else v for k, v in kwargs.items()})
+    except (ValueError, ConfigError) as e:
+        raise ConfigError(
+            f"network._target_={network.target} cannot be built for {info.name}: {e}"
+        ) from None
+    except Exception:  # noqa: BLE001 - anything else is reported when the network is really built
+        return

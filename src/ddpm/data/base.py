@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ddpm.checks import NonNegativeInt, PositiveInt
+from ddpm.data.info import DataInfo, DatasetNotFoundError
 
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is not on disk; the message names the directory and what to put there."""
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What the rest of the framework needs to know about a dataset."""
-
-    name: str
-    shape: tuple[int, ...]  # (C, H, W) for images, (D,) for points
-    num_classes: int | None
-    kind: str  # "image" (quantised to 256 levels) or "points" (continuous)
-
-    @property
-    def is_image(self) -> bool:
-        return self.kind == "image"
-
-    @property
-    def num_dims(self) -> int:
-        return math.prod(self.shape)
+__all__ = ["DataInfo", "DatasetNotFoundError", "DiffusionDataModule"]
 
 
 class CheckedDataset(Dataset):
@@ -149,6 +127,14 @@ class DiffusionDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, shuffle=False, drop_last=False)
+
+
+def dataset_tensors(ds: Dataset, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """The first ``limit`` items (all by default) of a dataset of ``(x, y)`` as two stacked
+    tensors."""
+    n = len(ds) if limit is None else min(limit, len(ds))  # type: ignore[arg-type]
+    items = [ds[i] for i in range(n)]
+    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
 
 
 def to_unit_range(x: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlparse
 
 import torch
 from torch.utils.data import Dataset
@@ -17,12 +18,16 @@ from ddpm.checks import PositiveInt, Range
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, random_hflip
 from ddpm.data.images import Resize, prepare_image
 
-HUB = ("huggingface.co", 443)
-
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub (or the mirror in ``HF_ENDPOINT``) answers; behind a proxy, assume yes
+    and let ``datasets`` find out."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection(HUB, timeout=timeout).close()
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
         return True
     except OSError:
         return False

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from ddpm.checks import ConfigError
 from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
+from ddpm.data.base import dataset_tensors
 from ddpm.evaluation.distributed import make_fabric
 from ddpm.evaluation.features import make_extractor, real_features, real_reference, score_samples
 from ddpm.evaluation.likelihood import bits_per_dim, vae_bits_per_dim
-from ddpm.evaluation.loading import LoadedModel, dataset_tensors, load_model
+from ddpm.evaluation.loading import LoadedModel, load_model
 from ddpm.evaluation.outputs import write_metrics, write_samples
 from ddpm.evaluation.sampling import check_sampling, draw_distributed, make_labels
 
@@ -66,9 +67,9 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     labels = make_labels(model, cfg.class_label, cfg.num_samples)
     datamodule = model.datamodule()
     datamodule.check_available()
+    fabric = _launch(cfg, model)  # a bad device setting fails before any feature work
     cache_dir = Path(cfg.fid.cache_dir).expanduser()
     extractor = make_extractor(model, datamodule, cfg.fid.weights_path, cache_dir)
-    fabric = _launch(cfg, model)
     real = real_features(extractor, datamodule, cache_dir, fabric)
     x, info = draw_distributed(
         fabric, model, cfg.sampler, cfg.denoiser, cfg.num_samples, cfg.seed, cfg.batch_size,

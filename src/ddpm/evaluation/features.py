@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ddpm.checkpoint import atomic_save
+from ddpm.data.base import dataset_tensors
 from ddpm.evaluation.distributed import gather_in_order, shard
 from ddpm.evaluation.extractors import (
     ClassifierExtractor,
@@ -20,7 +21,7 @@ from ddpm.evaluation.extractors import (
     InceptionExtractor,
     classifier_scores,
 )
-from ddpm.evaluation.loading import LoadedModel, dataset_tensors
+from ddpm.evaluation.loading import LoadedModel
 from ddpm.evaluation.metrics import (
     feature_statistics,
     frechet_distance,
@@ -34,10 +35,11 @@ from ddpm.evaluation.metrics import (
 def make_extractor(
     model: LoadedModel, datamodule, weights_path: str | None, cache_dir: Path, device="cpu"
 ) -> FeatureExtractor:
-    """Inception for RGB, a trained digit classifier for 1-channel images, identity for points."""
+    """Inception for RGB, a trained digit classifier for labelled 1-channel images (Inception on
+    the grey channel repeated when there are no labels to train it on), identity for points."""
     if not model.is_image:
         return IdentityExtractor()
-    if model.shape[0] == 3:
+    if model.shape[0] == 3 or not datamodule.info.num_classes:
         return InceptionExtractor(weights_path, device)
     x, y = dataset_tensors(datamodule.train_set)
     num_classes = datamodule.info.num_classes or int(y.max()) + 1

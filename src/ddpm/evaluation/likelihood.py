@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from ddpm.analytic_variance import analytic_log_variance
+from ddpm.data.base import dataset_tensors
 from ddpm.evaluation.distributed import gather_in_order, shard
-from ddpm.evaluation.loading import LoadedModel, dataset_tensors
+from ddpm.evaluation.loading import LoadedModel
 from ddpm.evaluation.progress import progress_bar
 from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.losses import full_vlb
@@ -64,13 +65,14 @@ def bits_per_dim(
     table = None
     if variance == "analytic":
         table = analytic_log_variance(model.schedule, model.analytic_gamma)
-    net = model.model_fn()
+    net = model.model_fn(keep_variance=variance == "learned_range")
+    ode_net = model.model_fn()
     prediction = model.recipe.prediction
 
     def batch_bpd(xb: Tensor, start: int) -> Tensor:
         if method == "ode":
             g = torch.Generator().manual_seed(seed * 7919 + start)
-            bpd = ode_bits_per_dim(model.schedule, net, xb, prediction, model.is_image, g)
+            bpd = ode_bits_per_dim(model.schedule, ode_net, xb, prediction, model.is_image, g)
             return bpd[:, None]
         g = sample_generators(seed, range(start, start + len(xb)))  # per example: any world size
         res = full_vlb(

@@ -75,11 +75,21 @@ class LoadedModel:
             analytic_gamma=self.analytic_gamma,
         )
 
-    def model_fn(self):
-        """``(x, k) -> network output``, unconditional (the null label for a conditional net)."""
-        if not self.recipe.conditional:
-            return lambda x, k: self.net(x, k)
-        return lambda x, k: self.net(x, k, torch.full((len(x),), -1, device=x.device))
+    def model_fn(self, keep_variance: bool = False):
+        """``(x, k) -> network output``, unconditional (the null label for a conditional net).
+        A learned-variance network outputs ``[prediction, v]``: the variance half is kept only
+        with ``keep_variance`` (for ``learned_range``), else the prediction alone is returned."""
+        net, learned = self.net, self.recipe.learned
+
+        def fn(x, k):
+            out = (
+                net(x, k, torch.full((len(x),), -1, device=x.device))
+                if self.recipe.conditional
+                else net(x, k)
+            )
+            return out.chunk(2, dim=1)[0] if learned and not keep_variance else out
+
+        return fn
 
     def datamodule(self):
         """The data the model was trained on (its test split is the FID/bits-per-dim reference)."""
@@ -111,10 +121,3 @@ def load_model(path: str | Path, use_ema: bool = True, device="cpu") -> LoadedMo
     recipe = ModelRecipe.from_run_config(checkpoint_config(ckpt, path), str(path))
     net = load_network(ckpt, recipe, use_ema, path).to(device)
     return LoadedModel(net, recipe.build_schedule(), recipe, Path(path), ckpt.get("analytic_gamma"))
-
-
-def dataset_tensors(ds, limit: int | None = None) -> tuple[Tensor, Tensor]:
-    """The first ``limit`` items of a dataset of ``(x, y)`` as two stacked tensors."""
-    n = len(ds) if limit is None else min(limit, len(ds))
-    items = [ds[i] for i in range(n)]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])

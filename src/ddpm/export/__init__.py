@@ -72,8 +72,12 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
 def export_safetensors(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
     """``OUT_DIR/model.safetensors`` (the network's EMA or raw weights) and ``OUT_DIR/config.json``
     (the run config: ``ddpm.config.ModelRecipe.from_run_config`` rebuilds the network)."""
-    from safetensors.torch import save_file
-
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        raise ConfigError(
+            "--format safetensors needs safetensors: pip install -e '.[export]'"
+        ) from None
     model = load_model(ckpt, use_ema)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     try:
         out = EXPORTERS[a.format](a.ckpt, a.out_dir, a.use_ema)
-    except (ConfigError, CheckpointError, OSError) as e:
+    except (ConfigError, CheckpointError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"wrote {a.format} export of {a.ckpt} ({'EMA' if a.use_ema else 'raw'} weights) to {out}")

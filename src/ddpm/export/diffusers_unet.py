@@ -3,6 +3,7 @@ the weights map one to one. Pure functions of the network's constructor argument
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +14,19 @@ from ddpm.checks import ConfigError
 GROUPS = 32  # diffusers' UNet2DModel normalises every width with 32 groups
 
 
+def with_defaults(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``ddpm.nets.UNet``'s constructor arguments: ``kwargs`` over its own defaults."""
+    from ddpm.nets import UNet
+
+    params = inspect.signature(UNet).parameters
+    return {n: p.default for n, p in params.items() if p.default is not p.empty} | dict(kwargs)
+
+
 def unet_config(kwargs: Mapping[str, Any], conditional: bool) -> dict[str, Any]:
     """``UNet2DModel`` config for ``ddpm.nets.UNet(**kwargs)``, or a one-line refusal saying what
     diffusers cannot express."""
-    ch, mult = kwargs.get("ch", 128), list(kwargs.get("ch_mult", (1, 2, 2, 2)))
+    kwargs = with_defaults(kwargs)
+    ch, mult = kwargs["ch"], list(kwargs["ch_mult"])
     widths = [ch * m for m in mult]
     if any(w % GROUPS for w in widths):
         raise ConfigError(
@@ -29,9 +39,9 @@ def unet_config(kwargs: Mapping[str, Any], conditional: bool) -> dict[str, Any]:
             "a class-conditional network cannot run in DDPMPipeline (it passes no class labels); "
             "export as --format safetensors instead"
         )
-    size, attn = kwargs.get("image_size", 32), set(kwargs.get("attn_resolutions", (16,)))
+    size, attn = kwargs["image_size"], set(kwargs["attn_resolutions"])
     resolutions = [size // 2**level for level in range(len(mult))]
-    channels = kwargs.get("in_channels", 3)
+    channels = kwargs["in_channels"]
     return {
         "sample_size": size,
         "in_channels": channels,
@@ -48,12 +58,12 @@ def unet_config(kwargs: Mapping[str, Any], conditional: bool) -> dict[str, Any]:
             "AttnUpBlock2D" if r in attn else "UpBlock2D" for r in reversed(resolutions)
         ],
         "block_out_channels": widths,
-        "layers_per_block": kwargs.get("num_res_blocks", 2),
+        "layers_per_block": kwargs["num_res_blocks"],
         "mid_block_scale_factor": 1,
         "downsample_padding": 1,
         "downsample_type": "conv",
         "upsample_type": "conv",
-        "dropout": kwargs.get("dropout", 0.1),
+        "dropout": kwargs["dropout"],
         "act_fn": "silu",
         "attention_head_dim": None,  # one head of the block's width, at every width
         "norm_num_groups": GROUPS,
@@ -90,7 +100,8 @@ def unet_state_dict(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> d
     """Our UNet's weights under ``UNet2DModel``'s names (ours are built in the same order: per
     level ``num_res_blocks`` residual blocks, each with attention at the chosen resolutions, then
     a down-sampler; the mid block; per level ``num_res_blocks + 1`` blocks and an up-sampler)."""
-    levels, blocks = len(kwargs.get("ch_mult", (1, 2, 2, 2))), kwargs.get("num_res_blocks", 2)
+    kwargs = with_defaults(kwargs)
+    levels, blocks = len(kwargs["ch_mult"]), kwargs["num_res_blocks"]
     out = {}
     for a, b in [("conv_in", "conv_in"), ("time_embed.mlp.0", "time_embedding.linear_1"),
                  ("time_embed.mlp.2", "time_embedding.linear_2"), ("norm_out", "conv_norm_out"),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ddpm.checks import PositiveInt, Probability
+from ddpm.checks import ConfigError, PositiveInt, Probability
 
 
 class DiffusersUNet(nn.Module):
@@ -37,7 +37,7 @@ class DiffusersUNet(nn.Module):
         try:
             from diffusers import UNet2DModel
         except ImportError:
-            raise ImportError(
+            raise ConfigError(
                 "network=diffusers_unet needs diffusers: pip install -e '.[export]'"
             ) from None
         if len(block_out_channels) != len(down_block_types) or len(up_block_types) != len(

@@ -1,6 +1,6 @@
 """Heun's 2nd-order method in sigma space with optional churn (Karras et al. 2022, Algorithms 1
 and 2). The sigma-space conventions and the churn on trained indices are those of
-:mod:`ddpm.samplers.euler`."""
+:mod:`ddpm.samplers.karras`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor
 from ddpm.checks import NON_NEGATIVE
 from ddpm.random import Generator
 from ddpm.samplers.denoiser import Denoiser
-from ddpm.samplers.euler import karras_sample
+from ddpm.samplers.karras import karras_sample
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 

@@ -10,8 +10,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-from ddpm.checks import ConfigError
 from ddpm.config import TrainConfig, network_kwargs
+from ddpm.config.wiring import check_labels
 from ddpm.data.base import DataInfo
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.loggers import resume_options
@@ -20,11 +20,7 @@ from ddpm.training.loggers import resume_options
 def build_datamodule(cfg: TrainConfig):
     datamodule = cfg.dataset.build()
     datamodule.check_available()
-    info: DataInfo = datamodule.info
-    if cfg.conditional and not info.num_classes:
-        raise ConfigError(
-            f"model.conditional=true needs a labelled dataset; {info.name} has no class labels"
-        )
+    check_labels(datamodule.info, cfg.conditional)
     return datamodule
 
 
@@ -54,15 +50,15 @@ def build_module(cfg: TrainConfig, info: DataInfo) -> L.LightningModule:
     return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
 
 
-def build_logger(cfg: TrainConfig, resume_step: int | None = None):
+def build_logger(cfg: TrainConfig, resume_step: int | None = None, main: bool = True):
     """The configured logger, continuing the run's own logs when resuming."""
     if cfg.logger is None:
         return False
-    options = resume_options(cfg.logger.fn, cfg.run_dir, resume_step)
+    options = resume_options(cfg.logger.fn, cfg.run_dir, resume_step, main)
     return cfg.logger.build(**{k: v for k, v in options.items() if k not in cfg.logger.kwargs})
 
 
-def build_trainer(cfg: TrainConfig, resume_step: int | None = None) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, resume_step: int | None = None, main: bool = True) -> L.Trainer:
     extra = {"sampler": cfg.sampler, "denoiser": cfg.denoiser}
     callbacks = [
         c.build(**{k: v for k, v in extra.items() if c.accepts(k)}) for c in cfg.callbacks.values()
@@ -71,7 +67,7 @@ def build_trainer(cfg: TrainConfig, resume_step: int | None = None) -> L.Trainer
     if SLURMEnvironment.detect():  # submitit requeues preempted jobs; Lightning must not as well
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return cfg.trainer.build(
-        callbacks=callbacks, logger=build_logger(cfg, resume_step), plugins=plugins
+        callbacks=callbacks, logger=build_logger(cfg, resume_step, main), plugins=plugins
     )
 
 

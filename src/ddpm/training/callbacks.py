@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from ddpm.checks import NonNegativeInt, PositiveInt, Range
 from ddpm.config.schema import DenoiserConfig
+from ddpm.data.base import dataset_tensors
 from ddpm.diffusion import q_sample
 from ddpm.figures import save_image_grid, save_scatter, save_strip
 from ddpm.samplers import SamplerSpec
@@ -34,7 +35,7 @@ def _log_image(trainer: L.Trainer, key: str, path: Path, step: int) -> None:
 def _reference_points(trainer: L.Trainer, n: int = 2000) -> torch.Tensor | None:
     dm = trainer.datamodule
     ds = dm.test_set
-    return torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
+    return dataset_tensors(ds, n)[0]
 
 
 class SampleGrid(Callback):
@@ -112,7 +113,7 @@ class ForwardNoisingFigure(Callback):
             return
         ds = trainer.datamodule.train_set
         n = self.num_images if ds[0][0].ndim == 3 else min(len(ds), 2000)
-        x0 = torch.stack([ds[i][0] for i in range(min(n, len(ds)))])
+        x0 = dataset_tensors(ds, n)[0]
         T = module.schedule.num_timesteps
         times = torch.linspace(0, T, self.num_frames).round().long().tolist()
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
@@ -137,10 +138,10 @@ class DatasetGrid(Callback):
             return
         ds = trainer.datamodule.train_set
         if ds[0][0].ndim == 3:
-            x = torch.stack([ds[i][0] for i in range(min(self.num_images, len(ds)))])
+            x = dataset_tensors(ds, self.num_images)[0]
             save_image_grid(x, path)
         else:
-            x = torch.stack([ds[i][0] for i in range(min(2000, len(ds)))])
+            x = dataset_tensors(ds, 2000)[0]
             save_scatter(x, path, title="training data")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -25,6 +26,8 @@ class _AppendingWriter(ExperimentWriter):
         self._resume_step = resume_step
         super().__init__(log_dir)
         path = Path(self.metrics_file_path)
+        if path.is_file() and resume_step is None:  # not this run's: kept aside, never mixed in
+            path.replace(path.with_name("metrics.previous.csv"))
         if path.is_file():
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
@@ -53,6 +56,7 @@ class CSVLogger(LightningCSVLogger):
         self._resume_step = resume_step
 
     @property
+    @rank_zero_experiment
     def experiment(self) -> _AppendingWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
@@ -60,18 +64,23 @@ class CSVLogger(LightningCSVLogger):
         return self._experiment
 
 
-def wandb_run_id(run_dir: str | Path, resuming: bool) -> str:
-    """The W&B run of a run dir: created once, reused by every resume (``.wandb_run_id``)."""
+def wandb_run_id(run_dir: str | Path, resuming: bool, main: bool = True) -> str:
+    """The W&B run of a run dir: created once by the first process, reused by every resume and
+    read by the other ranks (``.wandb_run_id``)."""
     path = Path(run_dir) / ".wandb_run_id"
-    if resuming and path.is_file():
+    if (resuming or not main) and path.is_file():
         return path.read_text().strip()
     run_id = secrets.token_hex(4)
+    if not main:
+        return run_id  # only the first process logs to W&B
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(run_id + "\n")
     return run_id
 
 
-def resume_options(logger_cls, run_dir: str | Path, resume_step: int | None) -> dict[str, Any]:
+def resume_options(
+    logger_cls, run_dir: str | Path, resume_step: int | None, main: bool = True
+) -> dict[str, Any]:
     """Keyword arguments that make ``logger_cls`` continue the run at ``resume_step`` (``None``:
     a new run)."""
     if isinstance(logger_cls, type) and issubclass(logger_cls, CSVLogger):
@@ -79,5 +88,5 @@ def resume_options(logger_cls, run_dir: str | Path, resume_step: int | None) -> 
     if isinstance(logger_cls, type) and issubclass(logger_cls, TensorBoardLogger):
         return {} if resume_step is None else {"purge_step": resume_step + 1}
     if isinstance(logger_cls, type) and issubclass(logger_cls, WandbLogger):
-        return {"id": wandb_run_id(run_dir, resume_step is not None), "resume": "allow"}
+        return {"id": wandb_run_id(run_dir, resume_step is not None, main), "resume": "allow"}
     return {}

@@ -100,6 +100,14 @@ class DiffusionModule(AveragedModule):
             raise ConfigError(
                 "model.loss=hybrid trains the learned variance; set model.variance=learned_range"
             )
+        if options.get("variance") == "learned_range" and options.get("loss") not in (
+            "hybrid",
+            "vlb",
+        ):
+            raise ConfigError(
+                f"model.variance=learned_range is trained only by the VLB term; with "
+                f"model.loss={options.get('loss')} it would stay untrained: use model.loss=hybrid"
+            )
 
     # --- sampling -------------------------------------------------------------------------------
     def denoiser_factory(self, use_ema: bool = True, clip_x0: bool = True, variance=None):

@@ -141,7 +141,7 @@ class RunSummary(Callback):
         }
         path.write_text(json.dumps(record, indent=2) + "\n")
 
-    def on_fit_start(self, trainer, module) -> None:
+    def on_train_start(self, trainer, module) -> None:  # after a checkpoint is restored
         if not trainer.is_global_zero:
             return
         net = module.net

@@ -4,6 +4,7 @@ this framework. Real warnings pass through."""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 # (why it does not apply, the text it is recognised by)
@@ -22,10 +23,17 @@ class _DropOurs(logging.Filter):
         return not any(text in message for _, text in OURS)
 
 
+_INSTALLED = False
+
+
 def silence_known_noise() -> None:
-    """Install the filters (idempotent)."""
+    """Install the filters (once per process)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    _INSTALLED = True
     for _, text in OURS:
-        warnings.filterwarnings("ignore", message=f".*{text}.*")
+        warnings.filterwarnings("ignore", message=f".*{re.escape(text)}")
     for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropOurs) for f in logger.filters):

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from ddpm.checks import ConfigError
+from ddpm.config.plugin import Plugin
+from ddpm.targets import locate, parameters
 
 MODEL_DEFINING = (
     "schedule",
@@ -38,15 +42,55 @@ def _get(config: Mapping, dotted: str) -> Any:
     return node
 
 
+def _with_defaults(node: Any) -> Any:
+    """A ``_target_`` node with the target's signature defaults filled in, so that a key a newer
+    config states explicitly matches an older config that left it out."""
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        return node
+    try:
+        params, _, _ = parameters(locate(node["_target_"]))
+    except ConfigError:
+        return node
+    defaults = {n: p.default for n, p in params.items() if p.default is not p.empty}
+    return {**defaults, **node}
+
+
+def _same_schedule(old: Any, new: Any) -> bool:
+    """Two schedule configs that build the same alpha_bar table are the same schedule (an older
+    config may leave out keys a newer one states, e.g. ``rescale: true``)."""
+    try:
+        a = Plugin.from_config(old, "schedule").build()
+        b = Plugin.from_config(new, "schedule").build()
+    except Exception:  # noqa: BLE001 - unbuildable: compare the configs instead
+        return False
+    return torch.equal(a.alphas_cumprod, b.alphas_cumprod)
+
+
+def _changed(old: Any, new: Any) -> bool:
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return list(old) != list(new)
+    return old != new
+
+
 def model_differences(stored: Mapping, now: Mapping) -> list[str]:
-    """``key: checkpoint value -> new value`` for every model-defining setting that changed."""
+    """``key=checkpoint value ..., new value now`` for every model-defining setting that
+    changed."""
     out = []
     for key in MODEL_DEFINING:
-        old, new = _flat(_get(stored, key), key), _flat(_get(now, key), key)
-        for k in sorted(set(old) | set(new)):
-            a, b = old.get(k), new.get(k)
-            if a != b and not (isinstance(a, (list, tuple)) and list(a) == list(b or [])):
-                out.append(f"{k}={a!r} in the checkpoint, {b!r} now")
+        old, new = _get(stored, key), _get(now, key)
+        if key == "schedule" and _same_schedule(old, new):
+            continue
+        old, new = _flat(_with_defaults(old), key), _flat(_with_defaults(new), key)
+        # a schedule's builder options are not in make_schedule's signature: compare shared keys
+        keys = set(old) & set(new) if key == "schedule" else set(old) | set(new)
+        changed = [
+            f"{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} now"
+            for k in sorted(keys)
+            if _changed(old.get(k), new.get(k))
+        ]
+        if key == "schedule" and not changed:
+            changed = ["schedule: its alpha_bar table differs"]
+        out += changed
     return out
 
 

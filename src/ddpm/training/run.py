@@ -60,7 +60,7 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         print(f"overwrite=true: removed the previous run's {', '.join(removed)}", file=sys.stderr)
     if main:
         record_job(cfg.run_dir)
-    trainer = build_trainer(cfg, ckpt["global_step"] if ckpt is not None else None)
+    trainer = build_trainer(cfg, ckpt["global_step"] if ckpt is not None else None, main)
     if main:
         size = 2 * sum(p.numel() * p.element_size() for p in module.parameters()) + 2**20
         for folder in checkpoint_dirs(trainer):

@@ -13,12 +13,26 @@ from pathlib import Path
 from ddpm.checkpoint import remove_stale_temporaries
 from ddpm.checks import ConfigError
 
-RUN_OUTPUTS = ("checkpoints", "samples", "logs", "tensorboard", "wandb", ".wandb_run_id", ".job")
+RUN_OUTPUTS = (
+    "checkpoints", "samples", "logs", "tensorboard", "wandb", ".wandb_run_id", ".job", "timing.json",
+)  # fmt: skip
+
+
+def global_rank() -> int:
+    """This process's rank among all processes of the run, from the launcher's environment:
+    torchrun (``RANK``), SLURM tasks (``SLURM_PROCID``), LSF (``JSM_NAMESPACE_RANK``), or
+    Lightning's own launcher (``LOCAL_RANK``/``NODE_RANK``)."""
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")) or 0)
+    return local + node  # only its being non-zero matters
 
 
 def is_child_rank() -> bool:
-    """True in the ranks Lightning's launcher started (they must not write run outputs)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    """True in every process but the run's first (they must not write or lock run outputs)."""
+    return global_rank() > 0
 
 
 def check_run_dir(run_dir: str | Path, ckpt_path: str | None, overwrite: bool) -> None:
