@@ -50,13 +50,23 @@ def collect(root: Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["fid"])
 
 
+def sweep_commands(root: Path) -> list[str]:
+    """The ``train.py -m`` command of every sweep under ``root`` (from Hydra's multirun.yaml)."""
+    out = []
+    for path in sorted(root.rglob("multirun.yaml")):
+        cfg = yaml.safe_load(path.read_text())
+        task = cfg.get("hydra", {}).get("overrides", {}).get("task", [])
+        out.append(f"python train.py -m hydra.sweep.dir={path.parent} " + " ".join(task))
+    return out
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
     return "" if v is None else str(v)
 
 
-def write(rows: list[dict], out: Path) -> None:
+def write(rows: list[dict], out: Path, commands: list[str] = ()) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     cols = ["run", "overrides", "steps", "train_seconds", *FIELDS]
     with open(out.with_suffix(".csv"), "w", newline="") as f:
@@ -65,7 +75,9 @@ def write(rows: list[dict], out: Path) -> None:
         w.writerows(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    header = ["# Recipe search", "", "Sweeps (each run then scored by evaluate.py, see "
+              "benchmarks/recipe_search.py):", "", "```", *commands, "```", ""]  # fmt: skip
+    out.with_suffix(".md").write_text("\n".join(header + lines) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = collect(a.root)
     if not rows:
         raise SystemExit(f"error: no trained and evaluated runs under {a.root}")
-    write(rows, a.out)
+    write(rows, a.out, sweep_commands(a.root))
 
 
 if __name__ == "__main__":
