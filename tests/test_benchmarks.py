@@ -1,0 +1,63 @@
+"""The benchmark scripts' own bookkeeping (their measurements run outside the suite)."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT = """
+|  Action                                      |  Mean duration (s) |  Num calls |  Total time (s) |  Percentage %  |
+|  Total                                       |  -                 |  100       |  20.0           |  100 %         |
+|  run_training_epoch                          |  19.0              |  1         |  19.0           |  95 %          |
+|  [LightningModule]M.optimizer_step           |  0.5               |  20        |  10.0           |  50 %          |
+|  [Strategy]SingleDeviceStrategy.backward     |  0.25              |  20        |  5.0            |  25 %          |
+|  [Strategy]SingleDeviceStrategy.training_step|  0.15              |  20        |  3.0            |  15 %          |
+|  [_TrainingEpochLoop].train_dataloader_next  |  0.05              |  20        |  1.0            |  5 %           |
+|  [Callback]SampleGrid.on_train_batch_end     |  0.1               |  20        |  2.0            |  10 %          |
+|  [LightningModule]M.on_train_batch_end       |  0.025             |  20        |  0.5            |  2.5 %         |
+"""
+
+
+def test_step_split_takes_forward_and_backward_out_of_the_optimizer_step():
+    step_split = _load("step_split")
+    rows = dict(step_split.split(step_split.parse_report(REPORT)))
+    assert rows["forward + loss"] == 3.0 and rows["backward"] == 5.0
+    assert rows["optimizer (Adam, clipping)"] == pytest.approx(2.0)
+    assert rows["data"] == 1.0 and rows["sample grids"] == 2.0 and rows["EMA update"] == 0.5
+    assert rows["total"] == 20.0
+    # the parts and the rest add up to the profiled total
+    assert sum(v for k, v in rows.items() if k != "total") == pytest.approx(20.0)
+
+
+def test_recipe_search_reads_runs_best_fid_first_with_their_sweep_commands(tmp_path):
+    recipe_search = _load("recipe_search")
+    sweep = tmp_path / "s1"
+    for i, (fid, override) in enumerate([(7.5, "schedule=linear"), (6.2, "schedule=cosine")]):
+        run = sweep / str(i)
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+        (run / ".hydra").mkdir()
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([override]))
+        (run / "eval").mkdir()
+        (run / "eval" / "metrics.json").write_text(json.dumps({"fid": fid, "nfe": 20}))
+        (run / "timing.json").write_text(json.dumps({"train_seconds": 100.0 + i, "steps": 10}))
+    task = ["schedule=linear,cosine"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    rows = recipe_search.collect(tmp_path)
+    assert [r["overrides"] for r in rows] == ["schedule=cosine", "schedule=linear"]
+    assert rows[0]["train_seconds"] == 101.0
+    commands = recipe_search.sweep_commands(tmp_path)
+    assert commands == [f"python train.py -m hydra.sweep.dir={sweep} schedule=linear,cosine"]
