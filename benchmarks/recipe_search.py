@@ -7,9 +7,11 @@ sweeps, each scored by ``python evaluate.py`` into ``RUN/eval/metrics.json``.
     done
     python benchmarks/recipe_search.py results/search --out results/recipe_search
 
-writes ``OUT.md`` (a markdown table, best FID first), ``OUT.csv`` and ``OUT.png`` (FID against
-training seconds). A run's overrides are read from its ``.hydra/overrides.yaml`` and its training
-time from ``timing.json`` (written by the RunSummary callback).
+writes ``OUT.md`` (a markdown table, one row per evaluation, best FID first), ``OUT.csv`` and
+``OUT.png`` (FID against training seconds). Every ``RUN/eval*/metrics.json`` is a row, so a run
+scored with several samplers (``hydra.run.dir=$run/eval_ddpm100``) shows each. A run's overrides
+are read from its ``.hydra/overrides.yaml`` and its training time from ``timing.json`` (written
+by the RunSummary callback).
 """
 
 from __future__ import annotations
@@ -25,28 +27,29 @@ FIELDS = ("fid", "confident_share", "real_confident_share", "precision", "recall
 
 
 def collect(root: Path) -> list[dict]:
+    """One row per evaluation (``RUN/eval*/metrics.json``) of every trained run, best FID first."""
     rows = []
     for ckpt in sorted(root.rglob("checkpoints/last.ckpt")):
         run = ckpt.parent.parent
-        metrics_path = run / "eval" / "metrics.json"
         overrides_path = run / ".hydra" / "overrides.yaml"
-        if not metrics_path.is_file() or not overrides_path.is_file():
+        if not overrides_path.is_file():
             continue
-        metrics = json.loads(metrics_path.read_text())
         overrides = [
             o for o in yaml.safe_load(overrides_path.read_text()) or [] if "hydra." not in o
         ]
         timing_path = run / "timing.json"
         timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-        rows.append(
-            {
-                "run": str(run.relative_to(root)),
-                "overrides": " ".join(overrides) or "(digits_fast as it was)",
-                "steps": timing.get("steps"),
-                "train_seconds": timing.get("train_seconds"),
-                **{k: metrics.get(k) for k in FIELDS},
-            }
-        )
+        for metrics_path in sorted(run.glob("eval*/metrics.json")):
+            metrics = json.loads(metrics_path.read_text())
+            rows.append(
+                {
+                    "run": str(run.relative_to(root)),
+                    "overrides": " ".join(overrides) or "(the default as it was)",
+                    "steps": timing.get("steps"),
+                    "train_seconds": timing.get("train_seconds"),
+                    **{k: metrics.get(k) for k in FIELDS},
+                }
+            )
     return sorted(rows, key=lambda r: r["fid"])
 
 
@@ -84,12 +87,14 @@ def write(rows: list[dict], out: Path, commands: list[str] = ()) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        if r["train_seconds"] is None:
-            continue
-        ax.scatter(r["train_seconds"], r["fid"], s=18)
-        ax.annotate(r["run"], (r["train_seconds"], r["fid"]), fontsize=6)
-    ax.set_xlabel("training seconds (2 cores)")
+    samplers = sorted({f"{r['sampler']}-{r['nfe']}" for r in rows})
+    for name in samplers:
+        pts = [r for r in rows if f"{r['sampler']}-{r['nfe']}" == name and r["train_seconds"]]
+        ax.scatter([r["train_seconds"] for r in pts], [r["fid"] for r in pts], s=18, label=name)
+        for r in pts:
+            ax.annotate(r["run"], (r["train_seconds"], r["fid"]), fontsize=6)
+    ax.legend(fontsize=7, title="evaluate.py sampler-NFE", title_fontsize=7)
+    ax.set_xlabel("training seconds (as measured: timing.json)")
     ax.set_ylabel("FID (digit-classifier features)")
     ax.grid(alpha=0.3)
     fig.savefig(out.with_suffix(".png"), dpi=130, bbox_inches="tight")
