@@ -17,9 +17,15 @@ from ddpm.vae import draw_vae_samples
 
 
 def make_labels(model: LoadedModel, class_label, n: int) -> Tensor | None:
-    """One label per sample: a single class, a list cycled over the samples, or ``None``."""
+    """One label per sample: a single class, or a list cycled over the samples. ``None`` on a
+    class-conditional checkpoint cycles every class (0, 1, ..., C-1, 0, ...), as its training
+    grids do: a draw from p(x) = sum_y p(y) p(x|y) with balanced classes, the way class-conditional
+    models are scored (Dhariwal & Nichol 2021); ``guidance_scale=0`` gives the unconditional
+    branch. ``None`` on an unconditional checkpoint: no labels."""
     if class_label is None:
-        return None
+        if model.num_classes is None:
+            return None
+        class_label = list(range(model.num_classes))
     if model.num_classes is None:
         raise ConfigError(
             f"class_label={class_label} needs a class-conditional checkpoint "
@@ -63,14 +69,10 @@ def check_sampling(
         return
     sampler.check_steps(model.schedule.num_timesteps)
     model.variance(denoiser.variance)
-    if guidance_scale != 1.0 and (model.num_classes is None or class_label is None):
-        reason = (
-            f"{model.path} is unconditional"
-            if model.num_classes is None
-            else "pass class_label=C (or a list) to guide towards"
-        )
+    if guidance_scale != 1.0 and model.num_classes is None:
         raise ConfigError(
-            f"guidance_scale={guidance_scale} needs class labels to guide towards; {reason}"
+            f"guidance_scale={guidance_scale} needs class labels to guide towards; "
+            f"{model.path} is unconditional"
         )
 
 
