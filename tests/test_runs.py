@@ -90,7 +90,9 @@ def test_sample_digits_images_trajectory_and_class_labels(digits_ckpt, tmp_path)
     with pytest.raises(ConfigError, match=r"class_label=12 is not valid.*0\.\.9"):
         _sample(digits_ckpt, tmp_path / "bad", "class_label=12")
     # no class_label on a conditional checkpoint: every class in turn, guided or not
-    _sample(digits_ckpt, tmp_path / "all", "num_samples=12", "sampler.steps=2", "guidance_scale=2.0")
+    _sample(
+        digits_ckpt, tmp_path / "all", "num_samples=12", "sampler.steps=2", "guidance_scale=2.0"
+    )
     labels = np.load(tmp_path / "all" / "samples.npz")["labels"]
     assert labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
 
