@@ -2,6 +2,7 @@
 
     python benchmarks/step_split.py                       # the default run (make train), 2000 steps
     python benchmarks/step_split.py trainer.max_steps=500 # any train.py overrides
+    python benchmarks/step_split.py --run-dir DIR         # keep the run (checkpoints, grids)
 
 Runs ``train.py OVERRIDES +trainer.profiler=simple`` in a temporary run dir, reads the profiler's
 report from its output and prints one row per part of the run — data, forward + loss, backward,
@@ -77,10 +78,12 @@ def split(totals: dict[str, float]) -> list[tuple[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("overrides", nargs="*", help="train.py overrides")
+    p.add_argument("--run-dir", help="keep the run here (default: a temporary dir)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
+        run_dir = a.run_dir or f"{tmp}/run"
         cmd = [sys.executable, str(REPO / "train.py"), *a.overrides, "+trainer.profiler=simple",
-               f"hydra.run.dir={tmp}/run"]  # fmt: skip
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"error: train.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -54,7 +54,7 @@ def test_bad_input_exits_2_with_one_error_line_before_any_work(
 @pytest.mark.parametrize("script", ["sample.py", "evaluate.py"])
 def test_help_lists_only_what_the_script_takes(script):
     out = run_cli(script, "--help").stdout
-    assert "sampler: " in out and "ddim*" in out and "Exit codes" in out
+    assert "sampler: " in out and "ddpm*" in out and "ddim" in out and "Exit codes" in out
     assert "dataset:" not in out and "network:" not in out
 
 

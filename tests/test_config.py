@@ -111,7 +111,8 @@ def test_sampler_yamls_name_their_function_and_agree_with_its_defaults(name):
 
 def test_sample_and_evaluate_configs_parse():
     s = parse_sample(compose("sample", "ckpt=x.ckpt"))
-    assert s.sampler.name == "ddim" and s.num_samples == 64 and s.denoiser.clip_x0
+    assert s.sampler.name == "ddpm" and s.sampler.steps == 100 and s.num_samples == 64
+    assert s.denoiser.clip_x0
     e = parse_evaluate(compose("evaluate", "ckpt=x.ckpt", "bpd=ode"))
     assert e.bpd == "ode" and e.num_samples == 1000
 

@@ -19,10 +19,11 @@ pytestmark = pytest.mark.slow
 
 
 def _fake_checkpoint(tmp_path, *overrides, steps=1):
-    """A briefly trained checkpoint (random-looking weights) of a preset."""
+    """A briefly trained checkpoint (random-looking weights) of the digits default, unconditional
+    unless the overrides say otherwise (diffusers' pipelines take no class labels)."""
     run = tmp_path / "run"
-    train(compose("train", f"trainer.max_steps={steps}", "callbacks.sample_grid=null",
-                  "callbacks.forward_noising=null", "trainer.limit_val_batches=0", *QUIET,
+    train(compose("train", "model.conditional=false", f"trainer.max_steps={steps}",
+                  "callbacks.sample_grid=null", "callbacks.forward_noising=null", "trainer.limit_val_batches=0", *QUIET,
                   *overrides, run_dir=run))  # fmt: skip
     return run / "checkpoints" / "last.ckpt"
 
@@ -40,7 +41,7 @@ def _matches_our_network(ckpt, out, shape):
     return pipe
 
 
-def test_digits_default_exports_to_a_pipeline_that_runs(tmp_path):
+def test_unconditional_digits_exports_to_a_pipeline_that_runs(tmp_path):
     ckpt = _fake_checkpoint(tmp_path, "network.attn_resolutions=[8,4]")  # attention at two widths
     proc = run_cli("-m", "ddpm.export", str(ckpt), str(tmp_path / "hub"))
     assert "wrote diffusers export" in proc.stdout
