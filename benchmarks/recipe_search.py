@@ -44,7 +44,7 @@ def collect(root: Path) -> list[dict]:
             rows.append(
                 {
                     "run": str(run.relative_to(root)),
-                    "overrides": " ".join(overrides) or "(the default as it was)",
+                    "overrides": " ".join(overrides) or "(none: the default at the time)",
                     "steps": timing.get("steps"),
                     "train_seconds": timing.get("train_seconds"),
                     **{k: metrics.get(k) for k in FIELDS},

@@ -25,6 +25,17 @@ SMOOTH = GaussianMixture(
     torch.tensor([0.3, 0.4]).double(),
 )
 GAUSSIAN = GaussianMixture.gaussian(torch.tensor([0.3, -0.2]), 0.5)
+# A two-component 2-D mixture whose denoiser is exact, for the samplers' end-to-end tests.
+MIX = GaussianMixture(
+    torch.tensor([0.3, 0.7]).double(),
+    torch.tensor([[-0.7, 0.0], [0.7, 0.2]]).double(),
+    torch.tensor([0.2, 0.25]).double(),
+)
+
+
+def x_T_2d(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` float64 draws of the 2-D prior N(0, I)."""
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 def log_snr_steps(n: int, schedule=FINE, k_end: int = K_END) -> torch.Tensor:

@@ -156,7 +156,10 @@ BAD = [
         ["sampler.steps=5000"],
         r"sampler.steps=5000 is not valid; it must be an integer in \[1, 1000\]",
     ),
-    (["sampler.eta=1.5"], r"sampler.eta=1.5 is not valid; it must be a number in \[0, 1\]"),
+    (
+        ["sampler=ddim", "sampler.eta=1.5"],
+        r"sampler.eta=1.5 is not valid; it must be a number in \[0, 1\]",
+    ),
     (["model.ema_decay=1.0"], r"model.ema_decay=1.0 is not valid; it must be a number in \[0, 1\)"),
     (["model.loss=hybrid"], "model.variance=learned_range"),
     (["schedule.name=nope"], "schedule.name='nope'.*linear, cosine"),
@@ -265,3 +268,19 @@ def test_run_dir_is_not_overwritten(tmp_path):
         check_run_dir(tmp_path, None, False)
     check_run_dir(tmp_path, None, True)
     check_run_dir(tmp_path, str(tmp_path / "checkpoints" / "last.ckpt"), False)
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ([], True),  # the digits have labels and the UNet takes them
+        (["network=homework_unet_8px"], False),  # its forward(x, k) takes no labels
+        (["dataset=toy2d", "dataset.name=swissroll", "network=mlp"], False),  # no labels
+        (["model=vae", "network=conv_vae"], None),  # the VAE has no such option: dropped
+        (["model.conditional=false"], False),
+    ],
+)
+def test_the_defaults_auto_conditional_follows_the_data_and_network(overrides, expected):
+    cfg = parse_train(compose("train", *overrides))
+    assert cfg.raw["model"].get("conditional") == expected  # what checkpoints store
+    assert cfg.conditional == bool(expected)

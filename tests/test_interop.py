@@ -23,8 +23,8 @@ def _fake_checkpoint(tmp_path, *overrides, steps=1):
     unless the overrides say otherwise (diffusers' pipelines take no class labels)."""
     run = tmp_path / "run"
     train(compose("train", "model.conditional=false", f"trainer.max_steps={steps}",
-                  "callbacks.sample_grid=null", "callbacks.forward_noising=null", "trainer.limit_val_batches=0", *QUIET,
-                  *overrides, run_dir=run))  # fmt: skip
+                  "callbacks.sample_grid=null", "callbacks.forward_noising=null",
+                  "trainer.limit_val_batches=0", *QUIET, *overrides, run_dir=run))  # fmt: skip
     return run / "checkpoints" / "last.ckpt"
 
 

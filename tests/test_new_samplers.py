@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from convergence import GAUSSIAN, fitted_order
-from ddpm.oracles import GaussianMixture
+from convergence import GAUSSIAN, MIX, fitted_order
+from convergence import x_T_2d as _x_T
 from ddpm.samplers import Denoiser, sample, sample_generators, timesteps
 from ddpm.samplers.dpm_solver import dpm_solver
 from ddpm.samplers.dpm_solver_sde import dpm_solver_sde
@@ -17,20 +17,10 @@ from ddpm.samplers.karras import churn_index, ve_sigma
 from ddpm.samplers.unipc import phi, unipc
 from ddpm.schedule import make_schedule
 
-MIX = GaussianMixture(
-    torch.tensor([0.3, 0.7]).double(),
-    torch.tensor([[-0.7, 0.0], [0.7, 0.2]]).double(),
-    torch.tensor([0.2, 0.25]).double(),
-)
-
 
 @pytest.fixture(scope="module")
 def sched():
     return make_schedule("linear", 1000)
-
-
-def _x_T(n, seed=0):
-    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(

@@ -5,27 +5,18 @@ import math
 import pytest
 import torch
 
-from convergence import GAUSSIAN, SMOOTH, fitted_order
+from convergence import GAUSSIAN, MIX, SMOOTH, fitted_order
+from convergence import x_T_2d as _x_T
 from ddpm.oracles import GaussianMixture
 from ddpm.samplers import SPACINGS, builtin_sampler_names, sample, sample_generators, timesteps
 from ddpm.samplers.ddim import ddim
 from ddpm.samplers.dpm_solver import dpm_solver
 from ddpm.schedule import make_schedule
 
-MIX = GaussianMixture(
-    torch.tensor([0.3, 0.7]).double(),
-    torch.tensor([[-0.7, 0.0], [0.7, 0.2]]).double(),
-    torch.tensor([0.2, 0.25]).double(),
-)
-
 
 @pytest.fixture(scope="module")
 def sched():
     return make_schedule("linear", 1000)
-
-
-def _x_T(n, seed=0):
-    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @pytest.mark.parametrize(

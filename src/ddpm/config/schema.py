@@ -22,7 +22,7 @@ from ddpm.checks import (
     check_value,
 )
 from ddpm.config.plugin import Plugin, optional_plugin, unknown_keys
-from ddpm.config.wiring import check_wiring
+from ddpm.config.wiring import check_wiring, resolve_auto_conditional
 from ddpm.samplers.denoiser import ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
 
@@ -159,6 +159,9 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         if raw.get(group) is None:
             raise ConfigError(f"{group} is required: choose one with {group}=NAME")
     trainer = parse_trainer(raw["trainer"])  # first: the model's max_steps interpolates its value
+    dataset = Plugin.from_config(raw["dataset"], "dataset")
+    datamodule = dataset.build()
+    raw = resolve_auto_conditional(raw, datamodule)
     model = Plugin.from_config(raw["model"], "model", provided=MODULE_INPUTS)
     network = Plugin.from_config(raw["network"], "network", provided=NETWORK_INPUTS)
     check_model = getattr(model.fn, "check_config", None)
@@ -172,10 +175,9 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         for name, node in (raw.get("callbacks") or {}).items()
         if node is not None
     }
-    dataset = Plugin.from_config(raw["dataset"], "dataset")
     conditional = bool(model.kwargs.get("conditional", False))
     learned = model.kwargs.get("variance") == "learned_range"
-    check_wiring(network, dataset.build(), conditional, learned)
+    check_wiring(network, datamodule, conditional, learned)
     denoiser = DenoiserConfig.parse(raw.get("denoiser"))
     if denoiser.variance == "analytic":
         raise ConfigError(

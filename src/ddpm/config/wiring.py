@@ -4,6 +4,7 @@ once, by the data) and shaped by the model (class conditioning, a learned varian
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ import torch
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
 from ddpm.data.info import DataInfo
-from ddpm.targets import parameters
+from ddpm.targets import locate, parameters
 
 
 def data_inputs(info: DataInfo) -> dict[str, Any]:
@@ -109,3 +110,22 @@ def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) 
         ) from None
     except Exception:  # noqa: BLE001 - anything else is reported when the network is really built
         return
+
+
+def resolve_auto_conditional(raw: Mapping[str, Any], datamodule) -> Mapping[str, Any]:
+    """``model.conditional: auto`` (the digits default's) becomes ``true`` when the data has class
+    labels and the network's forward takes them, ``false`` otherwise, so ``python train.py
+    dataset=image_folder`` trains an unconditional model; the resolved value is what checkpoints
+    store. A model that takes no ``conditional`` (``model=vae``) drops the key."""
+    model = raw.get("model")
+    if not isinstance(model, Mapping) or model.get("conditional") != "auto":
+        return raw
+    model = dict(model)
+    if "conditional" in parameters(locate(model.get("_target_", ""), "model._target_"))[0]:
+        info = getattr(datamodule, "declared_info", None) or datamodule.info
+        network = raw.get("network") or {}
+        takes = forward_takes_labels(locate(network.get("_target_", ""), "network._target_"))
+        model["conditional"] = bool(info.num_classes) and takes
+    else:
+        del model["conditional"]
+    return {**raw, "model": model}
