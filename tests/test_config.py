@@ -284,3 +284,10 @@ def test_the_defaults_auto_conditional_follows_the_data_and_network(overrides, e
     cfg = parse_train(compose("train", *overrides))
     assert cfg.raw["model"].get("conditional") == expected  # what checkpoints store
     assert cfg.conditional == bool(expected)
+
+
+def test_a_conditional_that_is_not_true_false_or_auto_names_all_three():
+    with pytest.raises(
+        ConfigError, match="model.conditional='maybe' is not valid; it must be true, false or auto"
+    ):
+        parse_train(compose("train", "model.conditional=maybe"))

@@ -118,8 +118,13 @@ def resolve_auto_conditional(raw: Mapping[str, Any], datamodule) -> Mapping[str,
     dataset=image_folder`` trains an unconditional model; the resolved value is what checkpoints
     store. A model that takes no ``conditional`` (``model=vae``) drops the key."""
     model = raw.get("model")
-    if not isinstance(model, Mapping) or model.get("conditional") != "auto":
+    if not isinstance(model, Mapping) or model.get("conditional", False) in (True, False):
         return raw
+    if model["conditional"] != "auto":
+        raise ConfigError(
+            f"model.conditional={model['conditional']!r} is not valid; it must be true, false "
+            "or auto (class-conditional when the data has labels and the network takes them)"
+        )
     model = dict(model)
     if "conditional" in parameters(locate(model.get("_target_", ""), "model._target_"))[0]:
         info = getattr(datamodule, "declared_info", None) or datamodule.info
