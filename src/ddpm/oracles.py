@@ -1,7 +1,7 @@
 """Oracles: data distributions whose optimal denoiser is known in closed form.
 
-For data ``x_0 ~ sum_j w_j N(m_j, s_j^2 I)`` the noised marginal is again a mixture,
-``x_t | j ~ N(sqrt(abar) m_j, (abar s_j^2 + 1 - abar) I)`` (eq. 31), and Bayes' rule gives the
+For data ``x_0 ~ sum_j w_j N(m_j, diag(s_j^2))`` the noised marginal is again a mixture,
+``x_t | j ~ N(sqrt(abar) m_j, diag(abar s_j^2 + 1 - abar))`` (eq. 31), and Bayes' rule gives the
 posterior mean ``E[x_0 | x_t]``, hence the exact minimiser of every loss in :mod:`ddpm.losses`.
 Tests and benchmarks use it as a perfect "network" so sampler and likelihood errors can be
 measured against the truth.
@@ -21,37 +21,43 @@ from ddpm.schedule import Schedule, alpha_bar_at
 
 @dataclass(frozen=True)
 class GaussianMixture:
-    """``weights`` (J,), ``means`` (J, D), ``stds`` (J,) of isotropic components (float64)."""
+    """``weights`` (J,), ``means`` (J, D), ``stds`` (J,) of isotropic components or (J, D) of
+    axis-aligned ones (float64)."""
 
     weights: Tensor
     means: Tensor
     stds: Tensor
 
     @classmethod
-    def gaussian(cls, mean: Tensor, std: float) -> GaussianMixture:
+    def gaussian(cls, mean: Tensor, std: float | Tensor) -> GaussianMixture:
+        """``N(mean, std^2 I)``, or ``N(mean, diag(std^2))`` for a (D,) ``std``."""
         mean = torch.as_tensor(mean, dtype=torch.float64).reshape(1, -1)
-        return cls(
-            torch.ones(1, dtype=torch.float64),
-            mean,
-            torch.tensor([float(std)], dtype=torch.float64),
-        )
+        std = torch.as_tensor(std, dtype=torch.float64)
+        std = std.reshape(1) if std.numel() == 1 else std.reshape(1, -1)
+        return cls(torch.ones(1, dtype=torch.float64), mean, std)
 
     @property
     def dim(self) -> int:
         return self.means.shape[1]
 
+    @property
+    def variances(self) -> Tensor:
+        """``s_j^2`` per component and coordinate, (J, D)."""
+        return (self.stds.reshape(len(self.weights), -1) ** 2).expand(-1, self.dim)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """``(x, component)`` for ``n`` draws."""
         j = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return self.means[j] + self.stds[j, None] * z, j
+        return self.means[j] + self.variances.sqrt()[j] * z, j
 
     def _component_log_probs(self, x: Tensor, abar: Tensor) -> Tensor:
-        """``log w_j + log N(x; sqrt(abar) m_j, (abar s_j^2 + 1 - abar) I)``, shape (N, J)."""
-        var = abar[:, None] * self.stds[None] ** 2 + (1 - abar[:, None])  # (N, J)
-        diff = x[:, None, :] - abar.sqrt()[:, None, None] * self.means[None]  # (N, J, D)
-        sq = (diff**2).sum(-1)
-        return self.weights.log()[None] - 0.5 * (sq / var + self.dim * torch.log(2 * math.pi * var))
+        """``log w_j + log N(x; sqrt(abar) m_j, diag(abar s_j^2 + 1 - abar))``, shape (N, J)."""
+        a = abar[:, None, None]
+        var = a * self.variances[None] + (1 - a)  # (N, J, D)
+        diff = x[:, None, :] - a.sqrt() * self.means[None]  # (N, J, D)
+        quad = (diff**2 / var + torch.log(2 * math.pi * var)).sum(-1)
+        return self.weights.log()[None] - 0.5 * quad
 
     def log_prob(self, x: Tensor, abar: Tensor | None = None) -> Tensor:
         """Log-density of the data (``abar = 1``) or of the noised marginal ``q(x_t)``."""
@@ -67,21 +73,18 @@ class GaussianMixture:
         ``m_j + sqrt(abar) s_j^2 / (abar s_j^2 + 1 - abar) (x_t - sqrt(abar) m_j)``."""
         x_t, abar = x_t.double(), abar.double()
         r = self.responsibilities(x_t, abar)  # (N, J)
-        gain = (
-            abar.sqrt()[:, None]
-            * self.stds[None] ** 2
-            / (abar[:, None] * self.stds[None] ** 2 + 1 - abar[:, None])
-        )
-        cond = self.means[None] + gain[..., None] * (
-            x_t[:, None, :] - abar.sqrt()[:, None, None] * self.means[None]
-        )
+        a, s2 = abar[:, None, None], self.variances[None]
+        gain = a.sqrt() * s2 / (a * s2 + 1 - a)  # (N, J, D)
+        cond = self.means[None] + gain * (x_t[:, None, :] - a.sqrt() * self.means[None])
         return (r[..., None] * cond).sum(1)
 
     def posterior_variance(self, abar: Tensor) -> Tensor:
         """``Var[x_0 | x_t]`` per coordinate for a single Gaussian (J = 1)."""
         if len(self.weights) != 1:
             raise ValueError("closed-form posterior variance is only for a single Gaussian")
-        s2 = self.stds[0] ** 2
+        if self.stds.numel() != 1:
+            raise ValueError("closed-form posterior variance is only for an isotropic Gaussian")
+        s2 = self.stds.reshape(()) ** 2
         return s2 * (1 - abar) / (abar * s2 + 1 - abar)
 
     def model_fn(self, schedule: Schedule, prediction: str = "eps"):
