@@ -3,9 +3,18 @@
     pip install -e '.[bench]'                       # diffusers, optional
     OMP_NUM_THREADS=1 python benchmarks/samplers.py [--quick] [--sweep]
 
-The "network" is the exact eps of a 2-D Gaussian or of a mixture of three narrow Gaussians
-(:class:`ddpm.oracles.GaussianMixture`) on the linear T = 1000 schedule (betas 1e-4..0.02), so
-every error is the sampler's own. At NFE budgets 5, 10, 20, 50:
+The "network" is the exact eps (:class:`ddpm.oracles.GaussianMixture`) on the linear T = 1000
+schedule (betas 1e-4..0.02), so every error is the sampler's own, of three data distributions:
+
+* ``spectrum``: an 8-D Gaussian with stds log-spaced from 1 to 0.01, the range of scales of image
+  data in [-1, 1] (from global contrast to one grey level), whose denoiser changes across the
+  whole log-SNR range as a trained network's does;
+* ``gaussian``: an isotropic 2-D Gaussian (std 0.5). Every linear sampler maps its ``x_T`` to a
+  multiple of the exact ``x_0``, so its error is one signed number that crosses zero as the
+  budget grows: a cell can be won by landing on a crossing (kept to show that);
+* ``mixture``: three narrow 2-D Gaussians (stds 0.08-0.15), the multimodal case.
+
+At NFE budgets 5, 10, 20, 50:
 
 * deterministic samplers: ``path`` = mean distance to the probability-flow ODE solution from the
   same x_T (adaptive Dormand-Prince at rtol = atol = 1e-10, checked against 1e-11);
@@ -34,11 +43,12 @@ import torch
 
 from ddpm.evaluation.metrics import feature_statistics, frechet_distance
 from ddpm.oracles import GaussianMixture
-from ddpm.samplers import SPACINGS, builtin_sampler, sample
+from ddpm.samplers import SPACINGS, sample
 from ddpm.schedule import make_schedule
 
 SCHED = make_schedule("linear", 1000)
-DATA = {  # a 2-D Gaussian; three narrow components (the widest std 0.15)
+DATA = {  # scales 1..0.01; an isotropic 2-D Gaussian; three narrow components (the widest 0.15)
+    "spectrum": GaussianMixture.gaussian(torch.linspace(-0.3, 0.3, 8), torch.logspace(0, -2, 8)),
     "gaussian": GaussianMixture.gaussian(torch.tensor([0.3, -0.2]), 0.5),
     "mixture": GaussianMixture(torch.tensor([0.2, 0.3, 0.5]).double(),
                                torch.tensor([[-0.7, -0.3], [0.6, 0.5], [0.2, -0.6]]).double(),
@@ -64,14 +74,10 @@ THEIRS_SDE = {
     "DPM++2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, {}),
     "Euler churn": ("EulerDiscreteScheduler", {}, {"s_churn": CHURN}),
 }
-COUNTERPART = {"ddim": "DDIM", "euler": "Euler", "heun": "Heun", "unipc": "UniPC", "ddpm": "DDPM",
-               "dpm_solver_sde": "DPM++2M SDE"}  # fmt: skip
-
-
-def counterparts() -> dict[str, str]:
-    """Ours -> diffusers' scheduler of the same kind (DPM-Solver++ of our default order)."""
-    dpm = "DPM++2M" if builtin_sampler("dpm_solver").options["order"] == 2 else "DPM++3M"
-    return COUNTERPART | {"dpm_solver": dpm}
+# ours -> diffusers' scheduler of the same kind (DPM-Solver++ against both of diffusers' orders)
+COUNTERPARTS = [("ddim", "DDIM"), ("euler", "Euler"), ("heun", "Heun"), ("unipc", "UniPC"),
+                ("dpm_solver", "DPM++2M"), ("dpm_solver", "DPM++3M"), ("ddpm", "DDPM"),
+                ("dpm_solver_sde", "DPM++2M SDE")]  # fmt: skip
 
 
 def steps_for(method: str, budget: int) -> int:
@@ -83,17 +89,19 @@ def path_error(x: torch.Tensor, ref: torch.Tensor) -> float:
     return (x.double() - ref).norm(dim=1).mean().nan_to_num(math.inf).item()  # diverged: inf
 
 
-# Features [x, cos(x W + b)], frequencies 1.25..20 (the data's scales): their Frechet distance, as
+# Features [x, cos(x W + b)], frequencies ~1..16 (the data's scales): their Frechet distance, as
 # FID's of Inception features, sees the spread of narrow components; x's moments barely do.
-_G = torch.Generator().manual_seed(0)
-RFF_W = torch.randn(2, 64, generator=_G, dtype=torch.float64) * torch.logspace(0, 1.2, 64).double()
-RFF_B = 2 * math.pi * torch.rand(64, generator=_G, dtype=torch.float64)
 TRUE_STATS: dict[int, tuple] = {}
 
 
 def features(x: torch.Tensor) -> torch.Tensor:
+    """``[x, cos(x W + b)]``, 64 random frequencies, the same for every call of a dimension."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(x.shape[1], 64, generator=g, dtype=torch.float64)
+    w = w * torch.logspace(0, 1.2, 64).double()
+    b = 2 * math.pi * torch.rand(64, generator=g, dtype=torch.float64)
     x = x.double().nan_to_num(9, 9, -9)  # a diverged sample counts as far off
-    return torch.cat([x, torch.cos(x @ RFF_W + RFF_B)], 1)
+    return torch.cat([x, torch.cos(x @ w + b)], 1)
 
 
 def fd(x: torch.Tensor, data: GaussianMixture) -> float:
@@ -155,7 +163,9 @@ def measure(n_ode: int, n_sde: int, tol: float, have_diffusers: bool) -> dict:
     results: dict = {}
     for dname, data in DATA.items():
         g = torch.Generator().manual_seed(0)
-        x_ode, x_sde = (torch.randn(n, 2, generator=g, dtype=torch.float64) for n in (n_ode, n_sde))
+        x_ode, x_sde = (
+            torch.randn(n, data.dim, generator=g, dtype=torch.float64) for n in (n_ode, n_sde)
+        )
         eps = data.model_fn(SCHED, "eps")
         ref = sample(eps, SCHED, x_ode, "ode", rtol=tol, atol=tol)
         check = sample(eps, SCHED, x_ode, "ode", rtol=tol / 10, atol=tol / 10)
@@ -214,7 +224,7 @@ def ratios(results: dict) -> None:
                 ratio = results[me][b][0] / results[th][b][0]
                 line.append(f"{b}: {ratio:.2f} ({me} / {th.split(' (')[0]} {results[th][b][2]})")
             print(f"(a) {kind}, our best at defaults / diffusers' {rule}: " + "; ".join(line))
-    for mine, their in (counterparts() | {"euler churn": "Euler churn"}).items():
+    for mine, their in [*COUNTERPARTS, ("euler churn", "Euler churn")]:
         if f"{their} (defaults)" in results:
             r = [results[mine][b][0] / results[f"{their} (defaults)"][b][0] for b in BUDGETS]
             print(f"(b) {mine} / {their} at defaults: " + ", ".join(f"{v:.2f}" for v in r))
@@ -226,8 +236,8 @@ def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
     lof = {"lower_order_final": [True, False]}
     grids = {
         "ddim": {}, "euler": {}, "heun": {}, "ddpm": {},
-        "dpm_solver": {"order": [1, 2, 3]} | lof,
-        "unipc": {"order": [1, 2, 3], "variant": ["bh1", "bh2"]} | lof
+        "dpm_solver": {"order": [1, 2, 3, "auto"]} | lof,
+        "unipc": {"order": [1, 2, 3, "auto"], "variant": ["bh1", "bh2"]} | lof
                  | {"final_corrector": [True, False]},
         "dpm_solver_sde": {"solver_type": ["midpoint", "exact"]} | lof,
     }  # fmt: skip
@@ -238,7 +248,7 @@ def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
         errs = torch.zeros(len(combos), len(DATA) * len(BUDGETS))
         for d, data in enumerate(DATA.values()):
             g = torch.Generator().manual_seed(0)
-            x_T = torch.randn(n_sde if sde else n_ode, 2, generator=g, dtype=torch.float64)
+            x_T = torch.randn(n_sde if sde else n_ode, data.dim, generator=g, dtype=torch.float64)
             eps = data.model_fn(SCHED, "eps")
             ref = None if sde else sample(eps, SCHED, x_T, "ode", rtol=1e-10, atol=1e-10)
             floor = fd_floor(data, n_sde) if sde else 0.0
@@ -260,7 +270,7 @@ def overhead(have_diffusers: bool, budget: int = 20) -> None:
     x_T = torch.randn(64, 3, 32, 32)
     print("\n| sampler | ms/NFE ours | ms/NFE diffusers |\n|---|---|---|")
     _ = have_diffusers and theirs("DDIM", {}, zero, x_T, 1)  # warm-up: diffusers' lazy imports
-    for mine, their in counterparts().items():
+    for mine, their in COUNTERPARTS:
         ms = []
         for fn, *a in [(ours, mine), (theirs, their, {})][: 1 + have_diffusers]:
             t = time.perf_counter()

@@ -1,6 +1,7 @@
 """Karras et al.'s Euler and Heun, UniPC and stochastic DPM-Solver++(2M) against exact denoisers:
 convergence order to the probability-flow ODE, network calls, batch-size invariance, churn."""
 
+import importlib
 import math
 
 import pytest
@@ -185,3 +186,18 @@ def test_samplers_take_any_step_list(sched):
     for f in (euler, heun, unipc, dpm_solver_sde, dpm_solver):
         out = f(Denoiser(fn, sched), x_T, ks, generator=torch.Generator().manual_seed(0))
         assert out.shape == x_T.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("fn", [dpm_solver, unipc])
+def test_auto_order_is_second_below_its_threshold_and_third_from_it(fn, sched):
+    """``order="auto"`` (the default) runs order 2 below ``THIRD_ORDER_FROM`` steps, 3 from it."""
+    third_from = importlib.import_module(fn.__module__).THIRD_ORDER_FROM
+    eps, x_T = GAUSSIAN.model_fn(sched, "eps"), _x_T(64)
+
+    def run(steps, **order):
+        return sample(eps, sched, x_T, fn, steps, spacing="logsnr", **order)
+
+    for steps, order in [(5, 2), (third_from - 1, 2), (third_from, 3), (20, 3)]:
+        auto = run(steps)
+        assert torch.equal(auto, run(steps, order=order))
+        assert not torch.allclose(auto, run(steps, order=5 - order))

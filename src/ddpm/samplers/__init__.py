@@ -12,9 +12,11 @@ ddpm           ancestral sampling, respaced when steps < T           Ho et al. 2
 ddim           deterministic (eta=0) to stochastic (eta=1)           Song, Meng & Ermon 2021
                (quadratic; steps)
 dpm_solver     DPM-Solver++ multistep, orders 1-3, exact exponential Lu et al. 2022b
-               integrator (3M, logsnr; steps)
+               integrator (auto order: 3M from 10 steps, else
+               2M; logsnr; steps)
 unipc          UniPC predictor-corrector, orders 1-3, B(h) bh1/bh2,  Zhao et al. 2023
-               data prediction (order 3, logsnr; steps)
+               data prediction (auto order: 3 from 12 steps,
+               else 2; logsnr; steps)
 euler          Euler in sigma space, optional churn (quadratic;      Karras et al. 2022, Alg. 2
                steps; = ddim when s_churn = 0)
 heun           Heun in sigma space, optional churn (leading;         Karras et al. 2022,

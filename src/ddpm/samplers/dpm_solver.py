@@ -11,6 +11,19 @@ from ddpm.samplers.denoiser import Denoiser, batch_k
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 
+Order = Literal[1, 2, 3, "auto"]
+THIRD_ORDER_FROM = 10  # order "auto": 3M from this many steps, 2M below
+
+
+def multistep_order(order: Order, steps: int, third_from: int) -> int:
+    """The order a multistep solver runs at: ``order``, or for ``"auto"`` 3 from ``third_from``
+    steps and 2 below. With few steps the log-SNR step ``h`` is large (logsnr spacing on the
+    linear T = 1000 schedule: ``h = 9.7 / (steps - 1)``) and the quadratic through the last three
+    data predictions, extrapolated over ``h``, overshoots; the thresholds are where third order
+    starts to measure better (``benchmarks/samplers.py``: DPM-Solver++ from 10 steps, UniPC,
+    whose corrector adds an order, from 12)."""
+    return (3 if steps >= third_from else 2) if order == "auto" else order
+
 
 def dpm_solver(
     denoiser: Denoiser,
@@ -19,7 +32,7 @@ def dpm_solver(
     *,
     generator=None,
     callback: StepCallback | None = None,
-    order: Literal[1, 2, 3] = 3,
+    order: Order = "auto",
     lower_order_final: bool = False,
 ) -> Tensor:
     """DPM-Solver++(``order``)M: the exact solution of the probability-flow ODE in data-prediction
@@ -34,7 +47,8 @@ def dpm_solver(
 
     ``phi1 = e^{-h} - 1``, ``phi2 = phi1/h + 1``, ``phi3 = phi2/h - 1/2``, ``h = lambda_t - lambda_s``,
     ``p'(0)`` and ``c2`` the polynomial's slope and quadratic coefficient in ``lambda`` from
-    divided differences. Orders 1-3; order 1 is DDIM. The first steps use the order the history
+    divided differences. Orders 1-3 (order 1 is DDIM), or ``"auto"``: 3 from
+    :data:`THIRD_ORDER_FROM` steps, 2 below (:func:`multistep_order`). The first steps use the order the history
     allows; with ``lower_order_final`` the order also drops as the list runs out (the paper's
     recipe for < 15 steps). The step after ``k = 0`` goes to ``alpha_bar = 1`` and returns the
     last data prediction. Deterministic: ``generator`` is unused.
@@ -42,6 +56,7 @@ def dpm_solver(
     check_arguments(dpm_solver, {"order": order, "lower_order_final": lower_order_final})
     abar = denoiser.schedule.alphas_cumprod
     lam = denoiser.schedule.log_snr
+    order = multistep_order(order, len(ks), THIRD_ORDER_FROM)
     x = x_T
     hist_m: list[Tensor] = []
     hist_lam: list[float] = []

@@ -32,10 +32,12 @@ import torch
 from torch import Tensor
 
 from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.dpm_solver import Order, multistep_order
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 
 Variant = Literal["bh1", "bh2"]
+THIRD_ORDER_FROM = 12  # order "auto": UniPC-3 from this many steps, UniPC-2 below
 
 
 def phi(n: int, z: float) -> float:
@@ -99,7 +101,7 @@ def unipc(
     *,
     generator=None,
     callback: StepCallback | None = None,
-    order: Literal[1, 2, 3] = 3,
+    order: Order = "auto",
     variant: Variant = "bh2",
     lower_order_final: bool = False,
     final_corrector: bool = True,
@@ -107,7 +109,8 @@ def unipc(
     """UniPC-``order``: at each entry of ``ks`` one network call at the predicted state ``x~``,
     then UniC corrects the state with it and UniP-``order`` predicts the next (orders 1-3: the
     predictor's order; with the corrector the method is of order ``order + 1``, Zhao et al.
-    Theorem 3.1). One network call per entry: ``nfe = steps``. The first steps use the order the
+    Theorem 3.1; ``"auto"``: 3 from :data:`THIRD_ORDER_FROM` steps, 2 below, see
+    :func:`ddpm.samplers.dpm_solver.multistep_order`). One network call per entry: ``nfe = steps``. The first steps use the order the
     history allows; with ``lower_order_final`` the order also drops as the list runs out (as in
     :func:`ddpm.samplers.dpm_solver.dpm_solver`).
 
@@ -121,6 +124,7 @@ def unipc(
     check_arguments(unipc, options | {"final_corrector": final_corrector})
     abar = denoiser.schedule.alphas_cumprod
     lam = denoiser.schedule.log_snr
+    order = multistep_order(order, len(ks), THIRD_ORDER_FROM)
 
     def ode_step(x_s: Tensor, k_s: int, m_s: Tensor, points, k_t: int) -> Tensor:
         a_s, a_t = abar[k_s].item(), abar[k_t].item()
