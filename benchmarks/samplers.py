@@ -3,29 +3,20 @@
     pip install -e '.[bench]'                       # diffusers, optional
     OMP_NUM_THREADS=1 python benchmarks/samplers.py [--quick] [--sweep]
 
-The "network" is the exact eps (:class:`ddpm.oracles.GaussianMixture`) on the linear T = 1000
-schedule (betas 1e-4..0.02), so every error is the sampler's own, of three data distributions:
-
-* ``spectrum``: an 8-D Gaussian with stds log-spaced from 1 to 0.01, the range of scales of image
-  data in [-1, 1] (from global contrast to one grey level), whose denoiser changes across the
-  whole log-SNR range as a trained network's does;
-* ``gaussian``: an isotropic 2-D Gaussian (std 0.5). Every linear sampler maps its ``x_T`` to a
-  multiple of the exact ``x_0``, so its error is one signed number that crosses zero as the
-  budget grows: a cell can be won by landing on a crossing (kept to show that);
-* ``mixture``: three narrow 2-D Gaussians (stds 0.08-0.15), the multimodal case.
-
-At NFE budgets 5, 10, 20, 50:
-
-* deterministic samplers: ``path`` = mean distance to the probability-flow ODE solution from the
-  same x_T (adaptive Dormand-Prince at rtol = atol = 1e-10, checked against 1e-11);
-* stochastic samplers: ``FD`` = Fréchet distance between random Fourier features of the samples
-  and of true draws (:func:`fd`), with its floor (true draws of the same size) printed.
+Exact eps oracles (:class:`ddpm.oracles.GaussianMixture`, linear T = 1000 schedule), so every
+error is the sampler's: ``spectrum``, an 8-D Gaussian with stds 1..0.01 (the scales of images in
+[-1, 1]); ``gaussian``, isotropic 2-D (std 0.5), on which a linear sampler's error is one signed
+number that crosses zero as the budget grows (a cell can be won on a crossing); ``mixture``, three
+narrow 2-D Gaussians (stds 0.08-0.15). At NFE budgets 5, 10, 20, 50: deterministic samplers by
+``path``, the mean distance to the PF-ODE solution from the same x_T (Dormand-Prince at 1e-10,
+checked against 1e-11); stochastic ones by ``FD`` of random Fourier features against true draws
+(:func:`fd`), with its floor (true draws of the same size).
 
 Ours run at their ``conf/sampler`` defaults through ``ddpm.samplers.sample`` (only ``steps``
 set); diffusers' schedulers through ``set_timesteps`` / ``scale_model_input`` / ``step``, at their
 defaults (``clip_sample=False`` for DDIM/DDPM: clipping is about the data range, not the solver),
 at their best ``timestep_spacing`` x ``use_karras_sigmas`` per budget and denoiser ("best"), and at
-the one setting best over all budgets and both denoisers ("best overall", the rule our defaults are
+the one setting best over all budgets and denoisers ("best overall", the rule our defaults are
 chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes. Heun uses
 ``2 n - 1 <= budget`` evaluations (5, 9, 19, 49): cells show ``@nfe`` when it differs. ``--sweep``
 ranks our own spacings/options (how the defaults were chosen).
@@ -190,7 +181,7 @@ def log_total(results: dict, row: str) -> float:
 def summarize(results: dict) -> None:
     """Per diffusers scheduler: ``(defaults)``; ``(best)``, the best setting per budget and
     denoiser; ``(best overall)``, the one setting of lowest geometric-mean error over all budgets
-    and both denoisers (the rule our own defaults are chosen by)."""
+    and all denoisers (the rule our own defaults are chosen by)."""
     for name in THEIRS_ODE | THEIRS_SDE:
         labels = [label(s) for s in settings(scheduler_class(name))]
         overall = min(labels, key=lambda lab: log_total(results, f"{name} [{lab}]"))  # noqa: B023
@@ -232,7 +223,7 @@ def ratios(results: dict) -> None:
 
 def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
     """Our samplers over every spacing and option, ranked by the geometric mean of the error over
-    both denoisers and all budgets (cells: gaussian 5..50, mixture 5..50; FD floored)."""
+    every denoiser and budget (cells: each denoiser at 5..50 in DATA order; FD floored)."""
     lof = {"lower_order_final": [True, False]}
     grids = {
         "ddim": {}, "euler": {}, "heun": {}, "ddpm": {},
