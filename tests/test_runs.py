@@ -1,6 +1,7 @@
 """The three library calls behind the entry points, run in-process on configs composed exactly as
 train.py, sample.py and evaluate.py compose them."""
 
+import csv
 import json
 import math
 
@@ -202,3 +203,16 @@ def test_bits_per_dim_of_a_learned_variance_model_with_any_variance(tmp_path):
         assert m["bpd_variance"] == variance
         bpd[variance] = m["bpd"]
     assert all(0 < b < 20 for b in bpd.values()), bpd
+
+
+def test_every_logged_training_row_carries_the_diagnostics(tmp_path):
+    """Diagnostics are logged only on the steps the loggers write (each ``self.log`` costs time):
+    those rows still carry all of them, and no other step gets a training row."""
+    train_in_process(tmp_path, "trainer.log_every_n_steps=4", "trainer.val_check_interval=100",
+                     steps=12)  # fmt: skip
+    with open(tmp_path / "logs" / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    assert [int(float(r["step"])) for r in rows] == [4, 8, 12]
+    keys = ["train/mse", "train/grad_norm", "train/lr"] + [f"train/mse_q{q}" for q in range(4)]
+    for r in rows:
+        assert all(r[key] for key in keys[:3]) and any(r[key] for key in keys[3:])

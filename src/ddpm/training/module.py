@@ -194,16 +194,22 @@ class DiffusionModule(AveragedModule):
         self.check_finite(loss)
         if "vlb" in terms:
             self.timestep_sampler.update(k, terms["vlb"])
-            self.log("train/vlb", terms["vlb"].mean())
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True)  # every step: the progress line shows it
+        if self.logs_this_step():
+            self.log_diagnostics(terms, k)
+        return loss
+
+    def log_diagnostics(self, terms: dict, k: Tensor) -> None:
+        """The step, the VLB, the MSE and the MSE per quarter of the timesteps."""
         self.log_step()
+        if "vlb" in terms:
+            self.log("train/vlb", terms["vlb"].mean())
         self.log("train/mse", terms["mse"].mean())
         quartile = (k * 4) // self.schedule.num_timesteps
         for q in range(4):
             mask = quartile == q
             if mask.any():
                 self.log(f"train/mse_q{q}", terms["mse"][mask].mean())
-        return loss
 
     def eval_loss(self, net: nn.Module, batch, batch_idx: int) -> Tensor:
         """``L_simple`` of ``net`` with noise fixed by the batch index."""

@@ -89,9 +89,10 @@ class VAEModule(AveragedModule):
         loss = -bits["elbo"]
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
-        self.log_step()
-        self.log("train/kl_bpd", bits["kl"])
-        self.log("train/reconstruction_bpd", -bits["reconstruction"])
+        if self.logs_this_step():
+            self.log_step()
+            self.log("train/kl_bpd", bits["kl"])
+            self.log("train/reconstruction_bpd", -bits["reconstruction"])
         return loss
 
     def eval_loss(self, net: nn.Module, batch, batch_idx: int) -> Tensor:
