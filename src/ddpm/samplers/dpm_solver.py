@@ -48,10 +48,10 @@ def dpm_solver(
     ``phi1 = e^{-h} - 1``, ``phi2 = phi1/h + 1``, ``phi3 = phi2/h - 1/2``, ``h = lambda_t - lambda_s``,
     ``p'(0)`` and ``c2`` the polynomial's slope and quadratic coefficient in ``lambda`` from
     divided differences. Orders 1-3 (order 1 is DDIM), or ``"auto"``: 3 from
-    :data:`THIRD_ORDER_FROM` steps, 2 below (:func:`multistep_order`). The first steps use the order the history
-    allows; with ``lower_order_final`` the order also drops as the list runs out (the paper's
-    recipe for < 15 steps). The step after ``k = 0`` goes to ``alpha_bar = 1`` and returns the
-    last data prediction. Deterministic: ``generator`` is unused.
+    :data:`THIRD_ORDER_FROM` steps, 2 below (:func:`multistep_order`). The first steps use the
+    order the history allows; with ``lower_order_final`` the order also drops as the list runs
+    out (the paper's recipe for < 15 steps). The step after ``k = 0`` goes to ``alpha_bar = 1``
+    and returns the last data prediction. Deterministic: ``generator`` is unused.
     """
     check_arguments(dpm_solver, {"order": order, "lower_order_final": lower_order_final})
     abar = denoiser.schedule.alphas_cumprod

@@ -110,8 +110,9 @@ def unipc(
     then UniC corrects the state with it and UniP-``order`` predicts the next (orders 1-3: the
     predictor's order; with the corrector the method is of order ``order + 1``, Zhao et al.
     Theorem 3.1; ``"auto"``: 3 from :data:`THIRD_ORDER_FROM` steps, 2 below, see
-    :func:`ddpm.samplers.dpm_solver.multistep_order`). One network call per entry: ``nfe = steps``. The first steps use the order the
-    history allows; with ``lower_order_final`` the order also drops as the list runs out (as in
+    :func:`ddpm.samplers.dpm_solver.multistep_order`). One network call per entry:
+    ``nfe = steps``. The first steps use the order the history allows; with
+    ``lower_order_final`` the order also drops as the list runs out (as in
     :func:`ddpm.samplers.dpm_solver.dpm_solver`).
 
     The step after ``k = 0`` goes to ``alpha_bar = 1``. Its data-prediction form returns
