@@ -195,13 +195,13 @@ class DiffusionModule(AveragedModule):
         if "vlb" in terms:
             self.timestep_sampler.update(k, terms["vlb"])
         self.log("train/loss", loss, prog_bar=True)  # every step: the progress line shows it
+        self.log_step()  # every step: checkpoint names read it
         if self.logs_this_step():
             self.log_diagnostics(terms, k)
         return loss
 
     def log_diagnostics(self, terms: dict, k: Tensor) -> None:
-        """The step, the VLB, the MSE and the MSE per quarter of the timesteps."""
-        self.log_step()
+        """The VLB, the MSE and the MSE per quarter of the timesteps."""
         if "vlb" in terms:
             self.log("train/vlb", terms["vlb"].mean())
         self.log("train/mse", terms["mse"].mean())

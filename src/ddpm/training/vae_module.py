@@ -89,8 +89,8 @@ class VAEModule(AveragedModule):
         loss = -bits["elbo"]
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True)
+        self.log_step()  # every step: checkpoint names read it
         if self.logs_this_step():
-            self.log_step()
             self.log("train/kl_bpd", bits["kl"])
             self.log("train/reconstruction_bpd", -bits["reconstruction"])
         return loss
