@@ -230,7 +230,7 @@ def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
         "dpm_solver": {"order": [1, 2, 3, "auto"]} | lof,
         "unipc": {"order": [1, 2, 3, "auto"], "variant": ["bh1", "bh2"]} | lof
                  | {"final_corrector": [True, False]},
-        "dpm_solver_sde": {"solver_type": ["midpoint", "exact"]} | lof,
+        "dpm_solver_sde": {"solver_type": ["midpoint", "exact"], "corrector": [True, False]} | lof,
     }  # fmt: skip
     for method, grid in [(m, g) for m, g in grids.items() if only in ("", m)]:
         sde = method in OURS_SDE

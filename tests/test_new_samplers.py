@@ -41,12 +41,51 @@ def test_convergence_order_on_the_gaussian(fn, options, low, high):
     assert low < fitted_order(fn, mix=GAUSSIAN, **options) < high
 
 
-def test_sde_solver_at_eta_zero_is_a_second_order_ode_solver():
+@pytest.mark.parametrize("corrector,steps", [(False, (32, 64, 128)), (True, (128, 256, 512))])
+def test_sde_solver_at_eta_zero_is_a_second_order_ode_solver(corrector, steps):
     """The midpoint weight of the slope term (Lu et al.'s Algorithm 2) is second order too, with
     a longer pre-asymptotic range (local slopes 1.6, 1.95, 2.0 from 16 to 128 steps); the exact
-    weight is DPM-Solver++(2M) itself (below)."""
+    weight is DPM-Solver++(2M) itself (below). The trapezoidal corrector keeps the order (its
+    errors are smaller to 64 steps, local slopes 1.3, 1.8, 1.9 from 32 to 256)."""
     options = {"eta": 0.0, "lower_order_final": False, "solver_type": "midpoint"}
-    assert 1.8 < fitted_order(dpm_solver_sde, (32, 64, 128), GAUSSIAN, **options) < 2.2
+    order = fitted_order(dpm_solver_sde, steps, GAUSSIAN, corrector=corrector, **options)
+    assert 1.8 < order < 2.2
+
+
+def test_sde_corrector_at_eta_zero_is_unipc_corrector_of_order_one(sched):
+    """With three entries the method is one predictor step, one corrected step with the
+    trapezoidal rule, one final denoise: UniPC's UniP-2 / UniC-1 with B(h) = e^h - 1 (Zhao et al.
+    2023, implemented separately in :mod:`ddpm.samplers.unipc`). From four entries UniC uses two
+    earlier points and they part."""
+    fn, x_T = MIX.model_fn(sched), _x_T(32)
+    sde = {"eta": 0.0, "solver_type": "midpoint", "corrector": True}
+    uni = {"order": 2, "variant": "bh2", "final_corrector": False, "lower_order_final": False}
+    for spacing in ("logsnr", "karras"):
+        ref = sample(fn, sched, x_T, "unipc", steps=3, spacing=spacing, **uni)
+        got = sample(fn, sched, x_T, "dpm_solver_sde", steps=3, spacing=spacing, **sde)
+        assert torch.allclose(got, ref, atol=1e-12)
+        no_corrector = sde | {"corrector": False}
+        assert (
+            sample(fn, sched, x_T, "dpm_solver_sde", steps=3, **no_corrector) - ref
+        ).abs().max() > 1e-4
+
+
+def test_sde_corrector_shrinks_the_variance_error_on_a_gaussian(sched):
+    """The predictor's slope, extrapolated from the last two data predictions, carries the noise
+    just injected forward and inflates the output variance; the corrector interpolates it. On the
+    isotropic Gaussian (std 0.5, closed form) at 20 steps, 20,000 samples: std error 0.018
+    without, 0.008 with (0.017 and 0.007 with 400,000)."""
+    fn = GAUSSIAN.model_fn(sched)
+    x_T = _x_T(20_000)
+    err = {}
+    for corrector in (True, False):
+        x = sample(
+            fn, sched, x_T, "dpm_solver_sde", steps=20, corrector=corrector,
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        err[corrector] = (x.std(0) - 0.5).abs().max().item()
+        assert (x.mean(0) - torch.tensor([0.3, -0.2]).double()).abs().max() < 0.01
+    assert err[True] < 0.6 * err[False]
 
 
 def test_euler_is_ddim_and_sde_at_eta_zero_is_dpm_solver_2m(sched):
@@ -60,7 +99,7 @@ def test_euler_is_ddim_and_sde_at_eta_zero_is_dpm_solver_2m(sched):
     ref = sample(fn, sched, x_T, "dpm_solver", steps=12, order=2, lower_order_final=True)
     got = sample(
         fn, sched, x_T, "dpm_solver_sde", steps=12, eta=0.0, solver_type="exact",
-        lower_order_final=True,
+        lower_order_final=True, corrector=False,
     )  # fmt: skip
     assert torch.allclose(got, ref, atol=1e-12)
 
@@ -74,7 +113,8 @@ def test_euler_is_ddim_and_sde_at_eta_zero_is_dpm_solver_2m(sched):
         ("heun", {"s_churn": 5.0}, lambda n: 2 * n - 1),
         ("unipc", {}, lambda n: n),  # the corrector reuses the next step's evaluation
         ("unipc", {"order": 3, "final_corrector": False}, lambda n: n),
-        ("dpm_solver_sde", {}, lambda n: n),
+        ("dpm_solver_sde", {}, lambda n: n),  # the corrector reuses the next evaluation
+        ("dpm_solver_sde", {"corrector": False}, lambda n: n),
     ],
 )
 def test_network_calls(sched, method, kw, nfe):
