@@ -61,3 +61,20 @@ def test_recipe_search_reads_runs_best_fid_first_with_their_sweep_commands(tmp_p
     assert rows[0]["train_seconds"] == 101.0
     commands = recipe_search.sweep_commands(tmp_path)
     assert commands == [f"python train.py -m hydra.sweep.dir={sweep} schedule=linear,cosine"]
+
+
+def test_unet_step_compares_the_same_network_in_both_libraries():
+    """benchmarks/unet_step.py times ours against diffusers' UNet2DModel: a fair race needs the
+    same function (weights mapped one to one, nothing zero-initialised) and the same size."""
+    import torch
+
+    unet_step = _load("unet_step")
+    kwargs = unet_step.CONFIGS["digits"] | {"ch": 32, "image_size": 8}
+    ours, theirs = unet_step.models(kwargs)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
+    fns = unet_step.calls(ours.eval(), theirs.eval())
+    x, k = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
+    with torch.no_grad():
+        a, b = fns["ours"](x, k), fns["diffusers"](x, k)
+    assert a.abs().mean() > 1e-2  # a live output, not the zero-initialised identity
+    assert torch.allclose(a, b, atol=1e-5)
