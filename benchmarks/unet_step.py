@@ -41,8 +41,8 @@ def models(kwargs: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
 
     torch.manual_seed(0)
     ours = UNet(**kwargs)
-    for p in ours.parameters():  # the zero-initialised output layers would hide a mismatch
-        torch.nn.init.normal_(p, std=0.02)
+    for p in ours.parameters():  # zero-initialised layers, or near-uniform attention (small
+        torch.nn.init.normal_(p, std=0.1)  # weights), would hide a mismatch
     theirs = UNet2DModel(**unet_config(kwargs, conditional=False))
     theirs.load_state_dict(unet_state_dict(ours.state_dict(), kwargs))
     return ours, theirs
@@ -76,7 +76,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", choices=list(CONFIGS), default="digits")
     p.add_argument("--batch", type=int, default=None, help="default: 128 digits, 8 cifar10")
-    p.add_argument("--repeats", type=int, default=6, help="ABBA pairs of runs")
+    p.add_argument("--repeats", type=int, default=6, help="runs of each (even: whole ABBA)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per run")
     args = p.parse_args()
     kwargs, batch = CONFIGS[args.config], args.batch or BATCH[args.config]

@@ -68,8 +68,9 @@ def test_unet_step_compares_the_same_network_in_both_libraries():
     same function (weights mapped one to one, nothing zero-initialised) and the same size."""
     import torch
 
+    pytest.importorskip("diffusers")  # in the dev extra; `pip install -e .` alone lacks it
     unet_step = _load("unet_step")
-    kwargs = unet_step.CONFIGS["digits"] | {"ch": 32, "image_size": 8}
+    kwargs = unet_step.CONFIGS["digits"]
     ours, theirs = unet_step.models(kwargs)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     fns = unet_step.calls(ours.eval(), theirs.eval())
@@ -77,4 +78,4 @@ def test_unet_step_compares_the_same_network_in_both_libraries():
     with torch.no_grad():
         a, b = fns["ours"](x, k), fns["diffusers"](x, k)
     assert a.abs().mean() > 1e-2  # a live output, not the zero-initialised identity
-    assert torch.allclose(a, b, atol=1e-5)
+    assert torch.allclose(a, b, atol=1e-5, rtol=0)  # a broken attention differs by ~1e-4

@@ -62,3 +62,27 @@ def test_real_valued_timesteps_embed_smoothly():
 def test_indivisible_image_size_is_refused():
     with pytest.raises(ValueError, match="not divisible by 2\\^2"):
         UNet(in_channels=1, image_size=10, ch=32, ch_mult=(1, 2, 2))
+
+
+@pytest.mark.parametrize("h,w", [(4, 6), (5, 3), (1, 7)])
+def test_attention_is_softmax_of_scaled_dot_products_over_positions(h, w):
+    """AttnBlock against the definition (Vaswani et al. eq. 1, one head of the full width, Ho et
+    al.'s residual form): ``x + W_o softmax(Q K^T / sqrt(c)) V`` over the ``h w`` positions of
+    the group-normalised input, with ``Q, K, V = W_{q,k,v} xn`` (the 1x1 convolutions' weights)."""
+    from ddpm.nets.unet import AttnBlock
+
+    torch.manual_seed(0)
+    c = 8
+    block = AttnBlock(c).double()
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=1.0)  # sharp attention: a swapped q/k or a mean would show
+    x = torch.randn(2, c, h, w, dtype=torch.float64)
+    xn = block.norm(x).flatten(2)  # (b, c, hw)
+    wq, wk, wv = block.qkv.weight[:, :, 0, 0].chunk(3)
+    bq, bk, bv = block.qkv.bias.chunk(3)
+    q, k, v = (torch.einsum("oc,bcn->bno", W, xn) + b for W, b in [(wq, bq), (wk, bk), (wv, bv)])
+    attn = torch.softmax(q @ k.transpose(1, 2) / c**0.5, dim=-1)  # (b, hw, hw)
+    out = torch.einsum("oc,bnc->bon", block.proj.weight[:, :, 0, 0], attn @ v)
+    expected = x + (out + block.proj.bias[:, None]).reshape(2, c, h, w)
+    assert attn.max() > 3 / (h * w)  # far from uniform, so a mean over positions would fail
+    assert torch.allclose(block(x), expected, atol=1e-10)
