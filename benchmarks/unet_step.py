@@ -48,9 +48,14 @@ def models(kwargs: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
     return ours, theirs
 
 
-def calls(ours, theirs):
-    """The two networks behind one signature ``fn(x, k) -> eps``."""
-    return {"ours": lambda x, k: ours(x, k), "diffusers": lambda x, k: theirs(x, k).sample}
+def calls(ours, theirs, channels_last: bool = False):
+    """The two networks behind one signature ``fn(x, k) -> eps``; with ``channels_last`` ours
+    gets its input in channels-last memory format (``denoiser.channels_last``)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return {
+        "ours": lambda x, k: ours(x.contiguous(memory_format=fmt), k),
+        "diffusers": lambda x, k: theirs(x, k).sample,
+    }
 
 
 def train_step(net, fn, x, k, target) -> None:
@@ -78,11 +83,12 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="default: 128 digits, 8 cifar10")
     p.add_argument("--repeats", type=int, default=6, help="runs of each (even: whole ABBA)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per run")
+    p.add_argument("--channels-last", action="store_true", help="ours on channels-last input")
     args = p.parse_args()
     kwargs, batch = CONFIGS[args.config], args.batch or BATCH[args.config]
     ours, theirs = models(kwargs)
     nets = {"ours": ours, "diffusers": theirs}
-    fns = calls(ours, theirs)
+    fns = calls(ours, theirs, args.channels_last)
     g = torch.Generator().manual_seed(1)
     shape = (batch, kwargs["in_channels"], kwargs["image_size"], kwargs["image_size"])
     x, target = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
@@ -92,6 +98,7 @@ def main() -> None:
         diff = (fns["ours"](x, k) - fns["diffusers"](x, k)).abs().max().item()
     params = sum(p.numel() for p in ours.parameters())
     print(f"{args.config}: {params / 1e6:.2f}M parameters, batch {batch}, "
+          f"ours {'channels-last' if args.channels_last else 'contiguous'}, "
           f"threads {torch.get_num_threads()}; max |ours - diffusers| = {diff:.1e}")  # fmt: skip
     for kind, step, train in [("train step", train_step, True), ("inference", infer_step, False)]:
         for name, net in nets.items():  # mode, and a warm-up of two steps each

@@ -166,6 +166,7 @@ BAD = [
     (["model=vae"], "network=conv_vae"),
     (["network=conv_vae"], "train it with model=vae"),
     (["denoiser.variance=wide"], "denoiser.variance='wide' is not valid; choose one of"),
+    (["denoiser.channels_last=maybe"], "denoiser.channels_last='maybe' is not valid; it must be"),
     (["network.dropout=2.0"], r"network.dropout=2.0 is not valid; it must be a number in \[0, 1\]"),
     (["network.ch_mult=[1,2,2,2,2]"], "cannot be built for digits: image_size 8 is not divisible"),
     (["denoiser.variance=analytic"], "denoiser.variance=analytic needs the Gamma estimates"),

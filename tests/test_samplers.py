@@ -1,6 +1,7 @@
 """Samplers against a model that is exact in closed form (Gaussian mixture denoiser)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -191,3 +192,28 @@ def test_guidance_scale_zero_is_unconditional_and_one_is_conditional(sched):
     for scale, ref_fn in [(0.0, uncond), (1.0, cond)]:
         got = sample(cond, sched, x_T, "ddim", steps=10, guidance=(scale, uncond))
         assert torch.allclose(got, sample(ref_fn, sched, x_T, "ddim", steps=10), atol=1e-10)
+
+
+def test_channels_last_changes_the_layout_the_network_sees_not_the_samples(sched):
+    """``denoiser.channels_last``: the UNet gets its RGB images channels-last (checked inside the
+    network) and the samples are those of the default layout, to float rounding."""
+    from ddpm.nets import UNet
+    from ddpm.samplers import builtin_sampler, draw_samples, network_denoiser
+
+    torch.manual_seed(0)
+    net = UNet(in_channels=3, image_size=8, ch=32, ch_mult=(1, 2), attn_resolutions=(4,)).eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    layouts = []
+    net.conv_in.register_forward_pre_hook(
+        lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    spec = replace(builtin_sampler("dpm_solver"), steps=4)
+    x = {}
+    for cl in (False, True):
+        factory = network_denoiser(net, sched, clip_x0=False, channels_last=cl)
+        x[cl], _ = draw_samples(factory, spec, (3, 8, 8), range(6), seed=0)
+        assert all(layouts) is cl and len(layouts) == 4  # one call per step, all in one layout
+        layouts.clear()
+    assert x[True].is_contiguous()
+    assert (x[True] - x[False]).abs().max() < 1e-4 * x[False].abs().max()  # float32 rounding

@@ -62,6 +62,7 @@ class DenoiserConfig:
 
     clip_x0: bool = True  # clamp the x0 estimate to the data range [-1, 1]
     variance: ReverseVariance | None = None  # null: the model's own (learned, else fixed_small)
+    channels_last: bool = False  # run the network on channels-last images (a speed choice)
 
     @classmethod
     def parse(cls, node: Mapping | None) -> DenoiserConfig:

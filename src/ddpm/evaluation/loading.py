@@ -60,9 +60,14 @@ class LoadedModel:
         return requested
 
     def denoiser_factory(
-        self, clip_x0: bool = True, variance: str | None = None, guidance_scale=1.0
+        self,
+        clip_x0: bool = True,
+        variance: str | None = None,
+        guidance_scale=1.0,
+        channels_last: bool = False,
     ):
-        """``labels -> Denoiser`` for the samplers (guided when ``guidance_scale != 1``)."""
+        """``labels -> Denoiser`` for the samplers (guided when ``guidance_scale != 1``; images in
+        channels-last memory format with ``channels_last``)."""
         return network_denoiser(
             self.net,
             self.schedule,
@@ -73,6 +78,7 @@ class LoadedModel:
             variance=self.variance(variance),
             guidance_scale=guidance_scale,
             analytic_gamma=self.analytic_gamma,
+            channels_last=channels_last,
         )
 
     def model_fn(self, keep_variance: bool = False):

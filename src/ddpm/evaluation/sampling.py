@@ -104,7 +104,9 @@ def draw_distributed(
         )  # fmt: skip
         return gather_in_order(fabric, local, num_samples), {"nfe": 1, "method": method}
     local, info = draw_samples(
-        model.denoiser_factory(denoiser.clip_x0, denoiser.variance, guidance_scale),
+        model.denoiser_factory(
+            denoiser.clip_x0, denoiser.variance, guidance_scale, denoiser.channels_last
+        ),
         sampler,
         model.shape,
         idx,

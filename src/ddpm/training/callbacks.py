@@ -78,6 +78,7 @@ class SampleGrid(Callback):
             labels=labels,
             clip_x0=self.denoiser.clip_x0,
             variance=self.denoiser.variance,
+            channels_last=self.denoiser.channels_last,
         )
         path = self.dirpath / f"step_{step:07d}.png"
         if x.ndim == 4:

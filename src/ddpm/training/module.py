@@ -110,7 +110,9 @@ class DiffusionModule(AveragedModule):
             )
 
     # --- sampling -------------------------------------------------------------------------------
-    def denoiser_factory(self, use_ema: bool = True, clip_x0: bool = True, variance=None):
+    def denoiser_factory(
+        self, use_ema: bool = True, clip_x0: bool = True, variance=None, channels_last=False
+    ):
         """``labels -> Denoiser`` over the EMA (or raw) network: what every sampler is given."""
         return network_denoiser(
             self.ema if use_ema else self.net,
@@ -120,6 +122,7 @@ class DiffusionModule(AveragedModule):
             learned=self.hparams.variance == "learned_range",
             clip_x0=clip_x0,
             variance=variance,
+            channels_last=channels_last,
         )
 
     @torch.no_grad()
@@ -132,6 +135,7 @@ class DiffusionModule(AveragedModule):
         labels: Tensor | None = None,
         clip_x0: bool = True,
         variance=None,
+        channels_last: bool = False,
     ) -> Tensor:
         """``n`` samples, sample ``i`` seeded by ``(seed, i)`` (the path sample.py uses too)."""
         sampler = sampler or builtin_sampler("ddim")
@@ -139,7 +143,7 @@ class DiffusionModule(AveragedModule):
         self.net.eval()
         try:
             x, _ = draw_samples(
-                self.denoiser_factory(use_ema, clip_x0, variance),
+                self.denoiser_factory(use_ema, clip_x0, variance, channels_last),
                 sampler,
                 self.hparams.run_config["data_shape"],
                 range(n),
