@@ -22,17 +22,30 @@ import time
 
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
 
+from ddpm.cli.preflight import plain
+from ddpm.config import network_kwargs, parse_train
+from ddpm.data.info import DataInfo
 from ddpm.export.diffusers_unet import unet_config, unet_state_dict
 from ddpm.nets import UNet
 
-CONFIGS = {  # the digits default's network (8x8, 1 channel) and Ho et al.'s CIFAR-10 network
-    "digits": {"in_channels": 1, "image_size": 8, "ch": 32, "ch_mult": (1, 2),
-               "num_res_blocks": 2, "attn_resolutions": (4,), "dropout": 0.0},
-    "cifar10": {"in_channels": 3, "image_size": 32, "ch": 128, "ch_mult": (1, 2, 2, 2),
-                "num_res_blocks": 2, "attn_resolutions": (16,), "dropout": 0.1},
-}  # fmt: skip
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+# the digits default's network and Ho et al.'s CIFAR-10 network, as their experiments train them
+CONFIGS = {
+    "digits": ("digits_fast", DataInfo("digits", (1, 8, 8), 10, "image")),
+    "cifar10": ("cifar10_ddpm", DataInfo("cifar10", (3, 32, 32), 10, "image")),
+}
 BATCH = {"digits": 128, "cifar10": 8}
+
+
+def unet_kwargs(config: str) -> dict:
+    """The UNet arguments experiment ``CONFIGS[config]`` trains (its yaml, unconditional)."""
+    experiment, info = CONFIGS[config]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        composed = compose("train", overrides=[f"experiment={experiment}", "network=unet"])
+    cfg = parse_train(plain(composed, run_dir="/tmp/ddpm-bench"))
+    return network_kwargs(cfg.network, info)
 
 
 def models(kwargs: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -85,7 +98,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps per run")
     p.add_argument("--channels-last", action="store_true", help="ours on channels-last input")
     args = p.parse_args()
-    kwargs, batch = CONFIGS[args.config], args.batch or BATCH[args.config]
+    kwargs, batch = unet_kwargs(args.config), args.batch or BATCH[args.config]
     ours, theirs = models(kwargs)
     nets = {"ours": ours, "diffusers": theirs}
     fns = calls(ours, theirs, args.channels_last)

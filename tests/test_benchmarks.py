@@ -70,7 +70,7 @@ def test_unet_step_compares_the_same_network_in_both_libraries():
 
     pytest.importorskip("diffusers")  # in the dev extra; `pip install -e .` alone lacks it
     unet_step = _load("unet_step")
-    kwargs = unet_step.CONFIGS["digits"]
+    kwargs = unet_step.unet_kwargs("digits")
     ours, theirs = unet_step.models(kwargs)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     fns = unet_step.calls(ours.eval(), theirs.eval())
