@@ -17,6 +17,9 @@ dpm_solver     DPM-Solver++ multistep, orders 1-3, exact exponential Lu et al. 2
 unipc          UniPC predictor-corrector, orders 1-3, B(h) bh1/bh2,  Zhao et al. 2023
                data prediction (auto order: 3 from 12 steps,
                else 2; logsnr; steps)
+ipndm          improved PNDM: constant-step Adams-Bashforth on eps   Zhang & Chen 2023 (DEIS
+               in sigma space, orders 1-4 (order 3; quadratic;       paper); Liu et al. 2022
+               steps)
 euler          Euler in sigma space, optional churn (quadratic;      Karras et al. 2022, Alg. 2
                steps; = ddim when s_churn = 0)
 heun           Heun in sigma space, optional churn (leading;         Karras et al. 2022,

@@ -1,0 +1,81 @@
+"""Improved pseudo linear multistep (iPNDM; Zhang & Chen 2023, "Fast sampling of diffusion models
+with exponential integrator", the DEIS paper): Adams-Bashforth on the noise prediction with the
+constant-step coefficients, in sigma space. The sigma-space conventions are those of
+:mod:`ddpm.samplers.karras`."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from torch import Tensor
+
+from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.karras import ve_sigma
+from ddpm.samplers.spec import StepCallback
+from ddpm.targets import check_arguments
+
+Order = Literal[1, 2, 3, 4]
+# Adams-Bashforth weights of eps_i, eps_{i-1}, ... for a constant step (Hairer et al. III.1)
+ADAMS_BASHFORTH: dict[int, tuple[float, ...]] = {
+    1: (1.0,),
+    2: (3 / 2, -1 / 2),
+    3: (23 / 12, -16 / 12, 5 / 12),
+    4: (55 / 24, -59 / 24, 37 / 24, -9 / 24),
+}
+
+
+def adams_bashforth(history: list[Tensor]) -> Tensor:
+    """``sum_j b_j eps_{i-j}`` with the constant-step Adams-Bashforth weights of order
+    ``len(history)`` (newest first)."""
+    weights = ADAMS_BASHFORTH[len(history)]
+    out = weights[0] * history[0]
+    for b, eps in zip(weights[1:], history[1:], strict=True):
+        out = out + b * eps
+    return out
+
+
+def ipndm(
+    denoiser: Denoiser,
+    x_T: Tensor,
+    ks: Tensor,
+    *,
+    generator=None,
+    callback: StepCallback | None = None,
+    order: Order = 3,
+) -> Tensor:
+    """iPNDM: the probability-flow ODE ``dx_ve / dsigma = eps(x_ve; sigma)`` (Karras et al. 2022,
+    eq. 1 with ``sigma(t) = t``; Song et al.'s DDIM ODE, their eq. 14) stepped as
+
+        x_ve' = x_ve + (sigma' - sigma) sum_j b_j eps_{i-j},
+
+    ``b`` the Adams-Bashforth weights of ``order`` for a *constant* step, whatever the step list
+    (the linear multistep of Liu et al. 2022's PNDM, with Zhang & Chen's warm start: the first
+    steps use the order the history allows instead of Runge-Kutta, so ``nfe = steps``). With
+    ``order = 1`` it is Euler in sigma, i.e. DDIM. The weights assume equal steps: on a list
+    uniform in sigma the method has its full order; on any other list the weights ignore how the
+    step changes and it converges at second order (tested); at 5-10 calls it is the most accurate
+    of our samplers on the exact-denoiser benchmark, as Zhou et al. (2024, "Fast ODE-based sampling
+    for diffusion models in around 5 steps") found on images; variable-step weights (the
+    polynomial through past ``(sigma, eps)``) measured 2-10x worse at 5-10 calls there.
+
+    The last entry of ``ks`` returns the denoiser's ``x0`` there (every sampler's last step).
+    Deterministic: ``generator`` is unused.
+    """
+    check_arguments(ipndm, {"order": order})
+    log_snr = denoiser.schedule.log_snr
+    sigmas = [ve_sigma(log_snr, int(k)) for k in ks]
+    x = x_T * math.sqrt(1.0 + sigmas[0] ** 2)  # x_ve = x / sqrt(abar)
+    history: list[Tensor] = []
+    for i, k in enumerate(ks.tolist()):
+        scale = math.sqrt(1.0 + sigmas[i] ** 2)
+        out = denoiser(x / scale, batch_k(k, x))
+        if i == len(ks) - 1:
+            if callback is not None:
+                callback(i, k, out.x0, out.x0)
+            return out.x0
+        history = [out.eps, *history][:order]
+        x = x + (sigmas[i + 1] - sigmas[i]) * adams_bashforth(history)
+        if callback is not None:
+            callback(i, k, x / math.sqrt(1.0 + sigmas[i + 1] ** 2), out.x0)
+    raise ValueError("ipndm needs a non-empty step list")
