@@ -17,9 +17,10 @@ set); diffusers' schedulers through ``set_timesteps`` / ``scale_model_input`` / 
 defaults (``clip_sample=False`` for DDIM/DDPM: clipping is about the data range, not the solver),
 at their best ``timestep_spacing`` x ``use_karras_sigmas`` per budget and denoiser ("best"), and at
 the one setting best over all budgets and denoisers ("best overall", the rule our defaults are
-chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes. Heun uses
-``2 n - 1 <= budget`` evaluations (5, 9, 19, 49): cells show ``@nfe`` when it differs. ``--sweep``
-ranks our own spacings/options (how the defaults were chosen).
+chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes. Each runs
+the most steps whose calls fit the budget (:func:`fit_budget`; Heun ``2 n - 1``: 5, 9, 19, 49;
+PNDM's Runge-Kutta start ``n + 9``: "over budget" at 5 and 10): cells show ``@nfe`` when it
+differs. ``--sweep`` ranks our own spacings/options (how the defaults were chosen).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ DATA = {  # scales 1..0.01; an isotropic 2-D Gaussian; three narrow components (
 }  # fmt: skip
 BUDGETS = (5, 10, 20, 50)
 CHURN = 10.0  # s_churn of the churn rows: gamma = min(10/N, sqrt(2)-1), capped up to N = 24
-OURS_ODE = {m: (m, {}) for m in ("ddim", "euler", "heun", "dpm_solver", "unipc")}
+OURS_ODE = {m: (m, {}) for m in ("ddim", "euler", "heun", "ipndm", "dpm_solver", "unipc")}
 OURS_SDE = {
     "ddpm": ("ddpm", {}), "dpm_solver_sde": ("dpm_solver_sde", {}),
     "euler churn": ("euler", {"s_churn": CHURN}), "heun churn": ("heun", {"s_churn": CHURN}),
@@ -59,6 +60,7 @@ THEIRS_ODE = {
     "DPM++3M": ("DPMSolverMultistepScheduler", {"solver_order": 3}, {}),
     "UniPC": ("UniPCMultistepScheduler", {}, {}), "DEIS": ("DEISMultistepScheduler", {}, {}),
     "Euler": ("EulerDiscreteScheduler", {}, {}), "Heun": ("HeunDiscreteScheduler", {}, {}),
+    "PNDM": ("PNDMScheduler", {}, {}), "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}, {}),
 }  # fmt: skip
 THEIRS_SDE = {
     "DDPM": ("DDPMScheduler", {"clip_sample": False}, {}),
@@ -67,13 +69,27 @@ THEIRS_SDE = {
 }
 # ours -> diffusers' scheduler of the same kind (DPM-Solver++ against both of diffusers' orders)
 COUNTERPARTS = [("ddim", "DDIM"), ("euler", "Euler"), ("heun", "Heun"), ("unipc", "UniPC"),
-                ("dpm_solver", "DPM++2M"), ("dpm_solver", "DPM++3M"), ("ddpm", "DDPM"),
-                ("dpm_solver_sde", "DPM++2M SDE")]  # fmt: skip
+                ("dpm_solver", "DPM++2M"), ("dpm_solver", "DPM++3M"), ("ipndm", "PNDM"),
+                ("ipndm", "PLMS"), ("ddpm", "DDPM"), ("dpm_solver_sde", "DPM++2M SDE")]  # fmt: skip
 
 
 def steps_for(method: str, budget: int) -> int:
-    """Steps within ``budget`` network calls: Heun spends ``2 n - 1``, the others ``n``."""
+    """Our steps within ``budget`` network calls: Heun spends ``2 n - 1``, the others ``n``."""
     return (budget + 1) // 2 if method.lower().startswith("heun") else budget
+
+
+def fit_budget(sch, budget: int) -> bool:
+    """``set_timesteps(n)`` with the most steps whose timesteps (one call each) fit ``budget``:
+    Heun lists ``2 n - 1``, PLMS ``n + 1`` (its second call repeats the first time), PNDM's
+    Runge-Kutta start ``n + 9``; False if none fits (PNDM at 5 and 10 calls)."""
+    for n in range(budget, 0, -1):
+        try:
+            sch.set_timesteps(n)
+        except ValueError:  # PNDM's Runge-Kutta start needs a few steps
+            continue
+        if len(sch.timesteps) <= budget:
+            return True
+    return False
 
 
 def path_error(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -135,7 +151,8 @@ def scheduler_class(name: str):
 def theirs(name: str, setting: dict, eps_fn, x_T, budget: int, seed: int = 1):
     _, options, step_options = (THEIRS_ODE | THEIRS_SDE)[name]
     sch = scheduler_class(name)(trained_betas=SCHED.betas.numpy(), **options, **setting)
-    sch.set_timesteps(steps_for(name, budget))
+    if not fit_budget(sch, budget):
+        return None, 0
     if name in THEIRS_SDE:
         step_options = step_options | {"generator": torch.Generator().manual_seed(seed)}
     x = x_T * sch.init_noise_sigma
@@ -169,7 +186,10 @@ def measure(n_ode: int, n_sde: int, tol: float, have_diffusers: bool) -> dict:
         for budget, name in itertools.product(BUDGETS, rows):
             for setting in settings(scheduler_class(name)):
                 x, nfe = theirs(name, setting, eps, x_ode if name in THEIRS_ODE else x_sde, budget)
-                e = path_error(x, ref) if name in THEIRS_ODE else fd(x, data)
+                if x is None:  # its fewest steps need more calls than the budget
+                    e = math.inf
+                else:
+                    e = path_error(x, ref) if name in THEIRS_ODE else fd(x, data)
                 res.setdefault(f"{name} [{label(setting)}]", {})[budget] = (e, nfe, label(setting))
     return results
 
@@ -194,6 +214,8 @@ def summarize(results: dict) -> None:
 
 def cell(v) -> str:
     err, nfe, note, budget = v
+    if nfe == 0:
+        return "over budget"
     return f"{err:.2e}" + (f" @{nfe}" if nfe != budget else "") + (f" {note}" if note else "")
 
 
@@ -218,7 +240,8 @@ def ratios(results: dict) -> None:
     for mine, their in [*COUNTERPARTS, ("euler churn", "Euler churn")]:
         if f"{their} (defaults)" in results:
             r = [results[mine][b][0] / results[f"{their} (defaults)"][b][0] for b in BUDGETS]
-            print(f"(b) {mine} / {their} at defaults: " + ", ".join(f"{v:.2f}" for v in r))
+            r = [f"{v:.2f}" if v > 0 else "n/a" for v in r]  # n/a: theirs does not fit
+            print(f"(b) {mine} / {their} at defaults: " + ", ".join(r))
 
 
 def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
@@ -227,6 +250,7 @@ def sweep(n_ode: int, n_sde: int, only: str = "") -> None:
     lof = {"lower_order_final": [True, False]}
     grids = {
         "ddim": {}, "euler": {}, "heun": {}, "ddpm": {},
+        "ipndm": {"order": [1, 2, 3, 4]},
         "dpm_solver": {"order": [1, 2, 3, "auto"]} | lof,
         "unipc": {"order": [1, 2, 3, "auto"], "variant": ["bh1", "bh2"]} | lof
                  | {"final_corrector": [True, False]},

@@ -79,3 +79,21 @@ def test_unet_step_compares_the_same_network_in_both_libraries():
         a, b = fns["ours"](x, k), fns["diffusers"](x, k)
     assert a.abs().mean() > 1e-2  # a live output, not the zero-initialised identity
     assert torch.allclose(a, b, atol=1e-5, rtol=0)  # a broken attention differs by ~1e-4
+
+
+def test_samplers_benchmark_fits_each_scheduler_within_the_budget():
+    """Every diffusers scheduler runs the most steps whose calls (one per listed timestep) fit the
+    budget: Heun lists 2 n - 1, PLMS n + 1 (a repeated first time), PNDM's Runge-Kutta start
+    n + 9, so PNDM cannot run with 10 calls."""
+    pytest.importorskip("diffusers")
+    samplers = _load("samplers")
+
+    def fitted(name, budget):
+        _, options, _ = samplers.THEIRS_ODE[name]
+        sch = samplers.scheduler_class(name)(**options)
+        return len(sch.timesteps) if samplers.fit_budget(sch, budget) else None
+
+    assert fitted("DDIM", 10) == 10
+    assert fitted("Heun", 10) == 9
+    assert fitted("PLMS", 5) == 5 and fitted("PLMS", 20) == 20
+    assert fitted("PNDM", 10) is None and fitted("PNDM", 20) == 20
