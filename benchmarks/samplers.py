@@ -17,10 +17,10 @@ set); diffusers' schedulers through ``set_timesteps`` / ``scale_model_input`` / 
 defaults (``clip_sample=False`` for DDIM/DDPM: clipping is about the data range, not the solver),
 at their best ``timestep_spacing`` x ``use_karras_sigmas`` per budget and denoiser ("best"), and at
 the one setting best over all budgets and denoisers ("best overall", the rule our defaults are
-chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes. Each runs
-the most steps whose calls fit the budget (:func:`fit_budget`; Heun ``2 n - 1``: 5, 9, 19, 49;
-PNDM's Runge-Kutta start ``n + 9``: "over budget" at 5 and 10): cells show ``@nfe`` when it
-differs. ``--sweep`` ranks our own spacings/options (how the defaults were chosen).
+chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes (driven by
+``benchmarks/diffusers_schedulers.py``). Each runs the most steps whose calls fit the budget
+(Heun ``2 n - 1``: 5, 9, 19, 49; PNDM's Runge-Kutta start ``n + 9``: "over budget" at 5 and 10,
+cells it leaves out of its "best overall"): cells show ``@nfe`` when it differs. ``--sweep`` ranks our own spacings/options (how the defaults were chosen).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import math
 import time
 
 import torch
+from diffusers_schedulers import CHURN, THEIRS_ODE, THEIRS_SDE, label, scheduler_class, settings
+from diffusers_schedulers import theirs as run_theirs
 
 from ddpm.evaluation.metrics import feature_statistics, frechet_distance
 from ddpm.oracles import GaussianMixture
@@ -47,26 +49,11 @@ DATA = {  # scales 1..0.01; an isotropic 2-D Gaussian; three narrow components (
                                torch.tensor([0.08, 0.15, 0.1]).double()),
 }  # fmt: skip
 BUDGETS = (5, 10, 20, 50)
-CHURN = 10.0  # s_churn of the churn rows: gamma = min(10/N, sqrt(2)-1), capped up to N = 24
 OURS_ODE = {m: (m, {}) for m in ("ddim", "euler", "heun", "ipndm", "dpm_solver", "unipc")}
 OURS_SDE = {
     "ddpm": ("ddpm", {}), "dpm_solver_sde": ("dpm_solver_sde", {}),
     "euler churn": ("euler", {"s_churn": CHURN}), "heun churn": ("heun", {"s_churn": CHURN}),
 }  # fmt: skip
-# name: (diffusers class, its options, step() options)
-THEIRS_ODE = {
-    "DDIM": ("DDIMScheduler", {"clip_sample": False}, {}),
-    "DPM++2M": ("DPMSolverMultistepScheduler", {}, {}),
-    "DPM++3M": ("DPMSolverMultistepScheduler", {"solver_order": 3}, {}),
-    "UniPC": ("UniPCMultistepScheduler", {}, {}), "DEIS": ("DEISMultistepScheduler", {}, {}),
-    "Euler": ("EulerDiscreteScheduler", {}, {}), "Heun": ("HeunDiscreteScheduler", {}, {}),
-    "PNDM": ("PNDMScheduler", {}, {}), "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}, {}),
-}  # fmt: skip
-THEIRS_SDE = {
-    "DDPM": ("DDPMScheduler", {"clip_sample": False}, {}),
-    "DPM++2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, {}),
-    "Euler churn": ("EulerDiscreteScheduler", {}, {"s_churn": CHURN}),
-}
 # ours -> diffusers' scheduler of the same kind (DPM-Solver++ against both of diffusers' orders)
 COUNTERPARTS = [("ddim", "DDIM"), ("euler", "Euler"), ("heun", "Heun"), ("unipc", "UniPC"),
                 ("dpm_solver", "DPM++2M"), ("dpm_solver", "DPM++3M"), ("ipndm", "PNDM"),
@@ -76,20 +63,6 @@ COUNTERPARTS = [("ddim", "DDIM"), ("euler", "Euler"), ("heun", "Heun"), ("unipc"
 def steps_for(method: str, budget: int) -> int:
     """Our steps within ``budget`` network calls: Heun spends ``2 n - 1``, the others ``n``."""
     return (budget + 1) // 2 if method.lower().startswith("heun") else budget
-
-
-def fit_budget(sch, budget: int) -> bool:
-    """``set_timesteps(n)`` with the most steps whose timesteps (one call each) fit ``budget``:
-    Heun lists ``2 n - 1``, PLMS ``n + 1`` (its second call repeats the first time), PNDM's
-    Runge-Kutta start ``n + 9``; False if none fits (PNDM at 5 and 10 calls)."""
-    for n in range(budget, 0, -1):
-        try:
-            sch.set_timesteps(n)
-        except ValueError:  # PNDM's Runge-Kutta start needs a few steps
-            continue
-        if len(sch.timesteps) <= budget:
-            return True
-    return False
 
 
 def path_error(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -133,37 +106,8 @@ def ours(name: str, eps_fn, x_T, budget: int, seed: int = 1, **kw):
     return x, info["nfe"]
 
 
-def settings(cls) -> list[dict]:
-    """The class's defaults first, then every timestep_spacing x use_karras_sigmas it takes."""
-    karras = "use_karras_sigmas" in cls().config
-    grid = [
-        {"timestep_spacing": sp} | ({"use_karras_sigmas": k} if karras else {})
-        for sp in ("leading", "linspace", "trailing") for k in (False, True)[: 1 + karras]
-    ]  # fmt: skip
-    default = {key: cls().config[key] for key in grid[0]}
-    return [default] + [g for g in grid if g != default]
-
-
-def scheduler_class(name: str):
-    return getattr(importlib.import_module("diffusers"), (THEIRS_ODE | THEIRS_SDE)[name][0])
-
-
 def theirs(name: str, setting: dict, eps_fn, x_T, budget: int, seed: int = 1):
-    _, options, step_options = (THEIRS_ODE | THEIRS_SDE)[name]
-    sch = scheduler_class(name)(trained_betas=SCHED.betas.numpy(), **options, **setting)
-    if not fit_budget(sch, budget):
-        return None, 0
-    if name in THEIRS_SDE:
-        step_options = step_options | {"generator": torch.Generator().manual_seed(seed)}
-    x = x_T * sch.init_noise_sigma
-    for t in sch.timesteps:  # one network call each
-        eps = eps_fn(sch.scale_model_input(x, t), t.double().expand(len(x)))
-        x = sch.step(eps, t, x, **step_options).prev_sample
-    return x.double(), len(sch.timesteps)
-
-
-def label(setting: dict) -> str:
-    return setting.get("timestep_spacing", "") + "+karras" * bool(setting.get("use_karras_sigmas"))
+    return run_theirs(name, setting, eps_fn, x_T, budget, SCHED.betas, seed)
 
 
 def measure(n_ode: int, n_sde: int, tol: float, have_diffusers: bool) -> dict:
@@ -195,7 +139,10 @@ def measure(n_ode: int, n_sde: int, tol: float, have_diffusers: bool) -> dict:
 
 
 def log_total(results: dict, row: str) -> float:
-    return sum(math.log(max(r[row][b][0], 1e-300)) for r in results.values() for b in BUDGETS)
+    """Sum of log errors over every denoiser and budget the row ran (over-budget cells, nfe 0,
+    are left out: they are the same for every setting of a scheduler)."""
+    cells = [r[row][b] for r in results.values() for b in BUDGETS]
+    return sum(math.log(max(err, 1e-300)) for err, nfe, _ in cells if nfe)
 
 
 def summarize(results: dict) -> None:
@@ -239,9 +186,9 @@ def ratios(results: dict) -> None:
             print(f"(a) {kind}, our best at defaults / diffusers' {rule}: " + "; ".join(line))
     for mine, their in [*COUNTERPARTS, ("euler churn", "Euler churn")]:
         if f"{their} (defaults)" in results:
-            r = [results[mine][b][0] / results[f"{their} (defaults)"][b][0] for b in BUDGETS]
-            r = [f"{v:.2f}" if v > 0 else "n/a" for v in r]  # n/a: theirs does not fit
-            print(f"(b) {mine} / {their} at defaults: " + ", ".join(r))
+            th = results[f"{their} (defaults)"]
+            r = [f"{results[mine][b][0] / th[b][0]:.2f}" if th[b][1] else "n/a" for b in BUDGETS]
+            print(f"(b) {mine} / {their} at defaults: " + ", ".join(r))  # n/a: over budget
 
 
 def sweep(n_ode: int, n_sde: int, only: str = "") -> None:

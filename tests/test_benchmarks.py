@@ -11,6 +11,8 @@ from conftest import REPO
 
 
 def _load(name):
+    if str(REPO / "benchmarks") not in sys.path:  # a script imports its sibling modules
+        sys.path.insert(0, str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -86,14 +88,29 @@ def test_samplers_benchmark_fits_each_scheduler_within_the_budget():
     budget: Heun lists 2 n - 1, PLMS n + 1 (a repeated first time), PNDM's Runge-Kutta start
     n + 9, so PNDM cannot run with 10 calls."""
     pytest.importorskip("diffusers")
-    samplers = _load("samplers")
+    schedulers = _load("diffusers_schedulers")
+    _load("samplers")  # the benchmark script imports it
 
     def fitted(name, budget):
-        _, options, _ = samplers.THEIRS_ODE[name]
-        sch = samplers.scheduler_class(name)(**options)
-        return len(sch.timesteps) if samplers.fit_budget(sch, budget) else None
+        _, options, _ = schedulers.THEIRS_ODE[name]
+        sch = schedulers.scheduler_class(name)(**options)
+        return len(sch.timesteps) if schedulers.fit_budget(sch, budget) else None
 
     assert fitted("DDIM", 10) == 10
     assert fitted("Heun", 10) == 9
     assert fitted("PLMS", 5) == 5 and fitted("PLMS", 20) == 20
     assert fitted("PNDM", 10) is None and fitted("PNDM", 20) == 20
+
+
+def test_samplers_benchmark_leaves_over_budget_cells_out_of_the_overall_score():
+    """A scheduler that cannot run within a budget (error inf, 0 calls) is ranked on the cells it
+    ran; a diverged run (error inf with calls) still counts against it."""
+    import math
+
+    pytest.importorskip("diffusers")
+    _load("diffusers_schedulers")
+    samplers = _load("samplers")
+    row = {5: (math.inf, 0, ""), 10: (0.1, 10, ""), 20: (0.01, 20, ""), 50: (1e-3, 50, "")}
+    assert samplers.log_total({"d": {"r": row}}, "r") == pytest.approx(math.log(1e-6))
+    diverged = row | {5: (math.inf, 5, "")}
+    assert samplers.log_total({"d": {"r": diverged}}, "r") == math.inf
