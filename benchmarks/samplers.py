@@ -20,7 +20,8 @@ the one setting best over all budgets and denoisers ("best overall", the rule ou
 chosen by), each fed the eps oracle at the (possibly fractional) timestep it passes (driven by
 ``benchmarks/diffusers_schedulers.py``). Each runs the most steps whose calls fit the budget
 (Heun ``2 n - 1``: 5, 9, 19, 49; PNDM's Runge-Kutta start ``n + 9``: "over budget" at 5 and 10,
-cells it leaves out of its "best overall"): cells show ``@nfe`` when it differs. ``--sweep`` ranks our own spacings/options (how the defaults were chosen).
+cells it leaves out of its "best overall"): cells show ``@nfe`` when it differs. ``--sweep``
+ranks our own spacings/options (how the defaults were chosen).
 """
 
 from __future__ import annotations

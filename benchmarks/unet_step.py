@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ from ddpm.data.info import DataInfo
 from ddpm.export.diffusers_unet import unet_config, unet_state_dict
 from ddpm.nets import UNet
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 # the digits default's network and Ho et al.'s CIFAR-10 network, as their experiments train them
 CONFIGS = {
     "digits": ("digits_fast", DataInfo("digits", (1, 8, 8), 10, "image")),

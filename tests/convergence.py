@@ -71,9 +71,13 @@ def errors(fn, steps_list, mix=SMOOTH, n: int = 256, **options) -> list[float]:
     return out
 
 
-def fitted_order(fn, steps_list=(16, 32, 64), mix=SMOOTH, **options) -> float:
-    """The slope of log(error) against log(steps), by least squares."""
-    errs = errors(fn, steps_list, mix, **options)
+def log_log_slope(steps_list, errs) -> float:
+    """Minus the least-squares slope of log(error) against log(steps): the order."""
     xs = torch.tensor([math.log(s) for s in steps_list])
     ys = torch.tensor([math.log(e) for e in errs])
     return -(((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum()).item()
+
+
+def fitted_order(fn, steps_list=(16, 32, 64), mix=SMOOTH, **options) -> float:
+    """The slope of log(error) against log(steps), by least squares."""
+    return log_log_slope(steps_list, errors(fn, steps_list, mix, **options))

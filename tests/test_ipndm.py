@@ -2,13 +2,12 @@
 its weights, order 1 = Euler = DDIM, full order on sigma-uniform lists, second order on others,
 network calls and batch-size invariance."""
 
-import math
 from fractions import Fraction
 
 import pytest
 import torch
 
-from convergence import FINE, GAUSSIAN, MIX, fitted_order
+from convergence import FINE, GAUSSIAN, MIX, fitted_order, log_log_slope
 from convergence import x_T_2d as _x_T
 from ddpm.samplers import Denoiser, sample, timesteps
 from ddpm.samplers.ipndm import ADAMS_BASHFORTH, ipndm
@@ -58,11 +57,10 @@ def test_the_weights_order_shows_on_few_steps_uniform_in_sigma(order):
     ref = probability_flow(den, x_T, sigma_uniform(2), rtol=1e-12, atol=1e-12)
     steps = (8, 16, 32)
     errs = [
-        (ipndm(den, x_T, sigma_uniform(n), order=order) - ref).norm(dim=1).mean() for n in steps
+        (ipndm(den, x_T, sigma_uniform(n), order=order) - ref).norm(dim=1).mean().item()
+        for n in steps
     ]
-    xs = torch.tensor([math.log(n) for n in steps])
-    ys = torch.stack(errs).log().float()
-    slope = -(((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum()).item()
+    slope = log_log_slope(steps, errs)
     assert order - 0.3 < slope < order + 0.3, slope
 
 
