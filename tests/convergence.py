@@ -1,10 +1,10 @@
 """Measuring a sampler's order of convergence to the probability-flow ODE.
 
-Step lists are code indices, so on a T = 1000 schedule the last steps cannot shrink below one
-index (k = 1 -> 0 is 0.35 in log-SNR): every sampler meets that floor. Orders are therefore
-measured on a fine schedule (T = 100,000, the same process) over log-SNR-uniform lists that stop
-at ``k_end`` (where one index is a negligible step), against the ODE solved to the same point,
-both then denoised at ``k_end`` by the same exact model."""
+On the discrete chain the step lists visit trained levels, so on a T = 1000 schedule the last
+steps cannot shrink below one index (k = 1 -> 0 is 0.35 in log-SNR): every sampler meets that
+floor. Orders are therefore measured on a fine schedule (T = 100,000, the same process) over
+log-SNR-uniform lists that stop at ``k_end`` (where one index is a negligible step), against the
+ODE solved to the same point, both then denoised at ``k_end`` by the same exact model."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import math
 import torch
 
 from ddpm.oracles import GaussianMixture
+from ddpm.paths import DDPMPath
 from ddpm.samplers import Denoiser
 from ddpm.samplers.ode import probability_flow
 from ddpm.schedule import k_at_log_snr, make_schedule
 
 FINE = make_schedule("linear", 100_000)
+FINE_PATH = DDPMPath(FINE)
 K_END = 2000  # lambda = 2.56, alpha_bar = 0.994
 SMOOTH = GaussianMixture(
     torch.tensor([0.5, 0.5]).double(),
@@ -39,9 +41,20 @@ def x_T_2d(n: int, seed: int = 0) -> torch.Tensor:
 
 
 def log_snr_steps(n: int, schedule=FINE, k_end: int = K_END) -> torch.Tensor:
+    """``n`` trained indices uniform in log-SNR from ``T - 1`` to ``k_end``."""
     T = schedule.num_timesteps
     lam = torch.linspace(schedule.log_snr[T - 1].item(), schedule.log_snr[k_end].item(), n)
     return k_at_log_snr(schedule, lam.double()).round().long()
+
+
+def levels(ks: torch.Tensor, path=FINE_PATH) -> torch.Tensor:
+    """The step list of trained indices ``ks``: their noise levels, then 0."""
+    return torch.cat([path.noise_level(ks), torch.zeros(1, dtype=torch.float64)])
+
+
+def start(x_T: torch.Tensor, sigmas: torch.Tensor, path=FINE_PATH) -> torch.Tensor:
+    """A standard normal draw as the sampler's first state: scaled to the prior."""
+    return x_T * path.prior_scale(float(sigmas[0]))
 
 
 _REFERENCES: dict[tuple[int, int], tuple[GaussianMixture, torch.Tensor, torch.Tensor]] = {}
@@ -52,9 +65,12 @@ def reference(mix: GaussianMixture, n: int) -> tuple[torch.Tensor, torch.Tensor]
     (rtol = atol = 1e-12) and kept, since every fitted order needs the same one."""
     key = (id(mix), n)
     if key not in _REFERENCES or _REFERENCES[key][0] is not mix:
-        x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        ends = torch.tensor([FINE.num_timesteps - 1, K_END])
-        den = Denoiser(mix.model_fn(FINE, "eps"), FINE)
+        ends = levels(torch.tensor([FINE.num_timesteps - 1, K_END]))
+        x_T = start(
+            torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+            ends,
+        )
+        den = Denoiser(mix.model_fn(FINE, "eps"), FINE_PATH)
         _REFERENCES[key] = (mix, x_T, probability_flow(den, x_T, ends, rtol=1e-12, atol=1e-12))
     return _REFERENCES[key][1:]
 
@@ -66,7 +82,9 @@ def errors(fn, steps_list, mix=SMOOTH, n: int = 256, **options) -> list[float]:
     out = []
     for steps in steps_list:
         gens = [torch.Generator().manual_seed(i) for i in range(n)]
-        x = fn(Denoiser(model, FINE), x_T, log_snr_steps(steps), generator=gens, **options)
+        x = fn(
+            Denoiser(model, FINE_PATH), x_T, levels(log_snr_steps(steps)), generator=gens, **options
+        )
         out.append((x - ref).norm(dim=1).mean().item())
     return out
 

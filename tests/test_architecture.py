@@ -12,15 +12,18 @@ SRC = REPO / "src" / "ddpm"
 
 # Lower numbers are lower layers; a module may import its own layer or a lower one.
 LAYERS = {
-    "checks": 0, "targets": 0, "paths": 0, "random": 0, "schedule": 0, "checkpoint": 0, "betas": 0,
+    "checks": 0, "targets": 0, "files": 0, "random": 0, "schedule": 0, "checkpoint": 0, "betas": 0,
     "odeint": 0, "figures": 0,
     "parameterization": 1, "likelihood": 1,
     "diffusion": 2,
-    "losses": 3, "vae": 3, "analytic_variance": 3, "oracles": 3, "ode_likelihood": 3,
-    "samplers": 4, "nets": 4, "data": 4,
-    "config": 5,
-    "training": 6, "evaluation": 6,
-    "cli": 7, "estimate_gamma": 7, "export": 7,
+    "losses": 3, "vae": 3, "analytic_variance": 3, "timestep_sampler": 3,
+    "paths": 4,
+    "oracles": 5, "ode_likelihood": 5, "probability_flow": 5,
+    "samplers": 5, "nets": 5, "data": 5,
+    "models": 6,
+    "config": 7,
+    "training": 8, "evaluation": 8,
+    "cli": 9, "estimate_gamma": 9, "export": 9,
 }  # fmt: skip
 FRAMEWORKS = ("lightning", "hydra", "omegaconf", "pytorch_lightning")
 # LightningDataModule is the data seam the framework promises (a user's data module plugs in).

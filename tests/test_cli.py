@@ -136,23 +136,16 @@ def test_evaluate_fid_and_bpd_are_the_same_on_one_and_two_devices(toy_ckpt, tmp_
 
 
 USER_SAMPLER = '''
-import math
-from ddpm.samplers.denoiser import batch_k
-
-
-def my_ddim(denoiser, x_T, ks, *, generator=None, callback=None):
-    """DDIM with eta = 0 through the denoiser seam (Song et al. 2021, eq. 12)."""
-    abar = denoiser.schedule.alphas_cumprod
+def my_ddim(denoiser, x_T, sigmas, *, generator=None, callback=None):
+    """DDIM with eta = 0 through the denoiser seam (Song et al. 2021, eq. 12, on the x / alpha
+    scale): x' = x0 + sigma' eps."""
     x = x_T
-    for i, k in enumerate(ks.tolist()):
-        out = denoiser(x, batch_k(k, x))
-        if i == len(ks) - 1:
-            x = out.x0
-        else:
-            ap = abar[int(ks[i + 1])].item()
-            x = math.sqrt(ap) * out.x0 + math.sqrt(1 - ap) * out.eps
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        out = denoiser(x, sigma)
+        x = out.x0 + sigma_next * out.eps
         if callback is not None:
-            callback(i, k, x, out.x0)
+            callback(i, sigma_next, x, out.x0)
     return x
 '''
 

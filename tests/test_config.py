@@ -37,16 +37,19 @@ def _companions(group: str, option: str) -> list[str]:
 
 def _check_built(cfg_dict: dict) -> None:
     """Parse, then build the model for the data it describes: the network maps a batch of the
-    data's shape to the right output shape, the schedule has T steps, the trainer builds."""
+    data's shape, at both ends of the path's range, to the right output shape, a discrete chain
+    has T steps, the trainer builds."""
     cfg = parse_train(cfg_dict)
     datamodule = cfg.dataset.build()
     info = datamodule.info
-    module = build_module(cfg, info)
+    module = build_module(cfg, datamodule)
     shape = (2, *info.shape)
-    if hasattr(module, "schedule"):
-        T = cfg.schedule.kwargs["num_timesteps"]
-        assert module.schedule.num_timesteps == T
-        out = module.net(torch.zeros(shape), torch.tensor([0, T - 1]))
+    if hasattr(module, "path"):
+        path = module.path
+        if path.discrete:
+            assert path.num_timesteps == cfg_dict["schedule"]["num_timesteps"]
+        t = path.time_at(torch.tensor([path.sigma_min, path.sigma_max], dtype=torch.float64))
+        out = module.net(*path.network_input(torch.zeros(shape), t))
         expect = (2, info.shape[0] * (2 if cfg.learned_variance else 1), *info.shape[1:])
         assert tuple(out.shape) == expect
     else:  # the VAE baseline
@@ -80,7 +83,7 @@ def test_every_experiment_composes_parses_and_builds(experiment):
 
 GROUP_OPTIONS = [
     (g, o)
-    for g in ("dataset", "network", "schedule", "sampler", "trainer", "logger", "model")
+    for g in ("dataset", "network", "path", "schedule", "sampler", "trainer", "logger", "model")
     for o in options(g)
 ]
 
@@ -149,7 +152,7 @@ BAD = [
     (["trainer.devices=0"], "trainer.devices=0 is not valid"),
     (["seed=abc"], "seed='abc' is not valid; it must be an integer >= 0"),
     (["dataset.batch_size=0"], "dataset.batch_size=0 is not valid; it must be an integer >= 1"),
-    (["model.prediction=foo"], "model.prediction='foo' is not valid; choose one of eps, x0, v, mu"),
+    (["model.prediction=foo"], "model.prediction=foo is not defined on path=ddpm; choose auto"),
     (["model.loss=bar"], "model.loss='bar'.*simple, vlb, hybrid, min_snr"),
     (["sampler.steps=-3"], r"sampler.steps=-3 is not valid"),
     (

@@ -37,8 +37,52 @@ def _matches_our_network(ckpt, out, shape):
         ours, theirs = model.net(x, k), pipe.unet(x, k).sample
     assert (ours - theirs).abs().max() < 1e-5
     abar = pipe.scheduler.alphas_cumprod.double()
-    assert (abar - model.schedule.alphas_cumprod).abs().max() < 1e-6
+    assert (abar - model.model.path.schedule.alphas_cumprod).abs().max() < 1e-6
     return pipe
+
+
+def test_a_flow_checkpoint_exports_to_a_pipeline_running_its_euler_sampler(tmp_path):
+    """path=flow: DDPMPipeline with FlowMatchEulerDiscreteScheduler, whose timesteps 1000 t are
+    our c_noise: its loop is the flow's Euler step on our network, computed by hand here."""
+    ckpt = _fake_checkpoint(tmp_path, "path=flow", steps=2)
+    export_diffusers(ckpt, tmp_path / "hub")
+    pipe = diffusers.DDPMPipeline.from_pretrained(tmp_path / "hub")
+    assert isinstance(pipe.scheduler, diffusers.FlowMatchEulerDiscreteScheduler)
+    net = load_model(ckpt).net
+    x = ours = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    pipe.scheduler.set_timesteps(4)
+    ts = [*pipe.scheduler.sigmas.tolist()]  # t = 1 ... 1/1000, then 0
+    with torch.no_grad():
+        for t, t_next in zip(ts[:-1], ts[1:]):
+            c = torch.full((2,), 1000.0 * t)
+            x = pipe.scheduler.step(pipe.unet(x, c).sample, c[0], x).prev_sample
+            ours = ours + (t_next - t) * net(ours, c)  # dx/dt = velocity
+    assert (x - ours).abs().max() < 1e-4
+    images = pipe(batch_size=2, num_inference_steps=3, output_type="np").images
+    assert images.shape == (2, 8, 8, 1) and np.isfinite(images).all()
+
+
+def test_an_edm_checkpoint_exports_a_scheduler_whose_loop_is_our_euler_sampler(tmp_path):
+    """path=edm: UNet2DModel + EDMEulerScheduler (our preconditioning); its standard loop
+    (scale_model_input, unet, step) gives our ``euler`` samples on the same Karras levels."""
+    from ddpm.samplers import Denoiser, step_levels
+    from ddpm.samplers.euler import euler
+
+    ckpt = _fake_checkpoint(tmp_path, "path=edm", steps=2)
+    export_diffusers(ckpt, tmp_path / "hub")
+    unet = diffusers.UNet2DModel.from_pretrained(tmp_path / "hub" / "unet")
+    scheduler = diffusers.EDMEulerScheduler.from_pretrained(tmp_path / "hub" / "scheduler")
+    model = load_model(ckpt).model
+    scheduler.set_timesteps(5)
+    sigmas = step_levels(model.path, 5, "karras")
+    assert torch.allclose(scheduler.sigmas.double(), sigmas, rtol=1e-5)
+    x = x_T = 80.0 * torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            out = unet(scheduler.scale_model_input(x, t), t.expand(2)).sample
+            x = scheduler.step(out, t, x).prev_sample
+        ours = euler(Denoiser(lambda x, c: model.net(x, c), model.path, "F"), x_T, sigmas)
+    assert (x - ours).abs().max() < 1e-4
 
 
 def test_unconditional_digits_exports_to_a_pipeline_that_runs(tmp_path):
@@ -86,6 +130,8 @@ def test_cifar10_preset_exports_with_random_weights(tmp_path):
         (["model.conditional=true"], "class-conditional"),
         (["network.ch=48"], "not all multiples of 32"),
         (["model.prediction=mu"], "no diffusers prediction_type"),
+        (["path=vp"], "path=vp with model.prediction=eps has no diffusers scheduler"),
+        (["path=edm", "path.precond=ve"], "path=edm with path.precond=ve has no diffusers"),
     ],
 )
 def test_what_diffusers_cannot_express_is_refused_with_the_reason(tmp_path, overrides, reason):

@@ -7,9 +7,10 @@ from fractions import Fraction
 import pytest
 import torch
 
-from convergence import FINE, GAUSSIAN, MIX, fitted_order, log_log_slope
+from convergence import FINE, FINE_PATH, GAUSSIAN, MIX, fitted_order, levels, log_log_slope, start
 from convergence import x_T_2d as _x_T
-from ddpm.samplers import Denoiser, sample, timesteps
+from ddpm.paths import DDPMPath
+from ddpm.samplers import Denoiser, sample, step_levels
 from ddpm.samplers.ipndm import ADAMS_BASHFORTH, ipndm
 from ddpm.samplers.ode import probability_flow
 from ddpm.schedule import k_at_log_snr, make_schedule
@@ -42,8 +43,9 @@ def test_order_one_is_euler_and_ddim(sched):
 
 
 def sigma_uniform(n: int, sigma_from: float = 2.0, sigma_to: float = 0.25) -> torch.Tensor:
+    """``n`` trained levels of the fine chain uniform in sigma, then 0."""
     sig = torch.linspace(sigma_from, sigma_to, n, dtype=torch.float64)
-    return k_at_log_snr(FINE, -sig.log()).round().long()
+    return levels(k_at_log_snr(FINE, -sig.log()).round().long())
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
@@ -52,8 +54,8 @@ def test_the_weights_order_shows_on_few_steps_uniform_in_sigma(order):
     2 -> 0.25, where the Gaussian's denoiser changes most; T = 100,000 schedule) the fitted slope
     of the error to the probability-flow ODE is the weights' order (measured 1.04, 1.95, 2.89,
     3.88). Asymptotically the warm start's Euler step limits every order to 2."""
-    den = Denoiser(GAUSSIAN.model_fn(FINE, "eps"), FINE)
-    x_T = _x_T(256)
+    den = Denoiser(GAUSSIAN.model_fn(FINE, "eps"), FINE_PATH)
+    x_T = start(_x_T(256), sigma_uniform(2))
     ref = probability_flow(den, x_T, sigma_uniform(2), rtol=1e-12, atol=1e-12)
     steps = (8, 16, 32)
     errs = [
@@ -84,16 +86,18 @@ def test_network_calls_and_batch_size_invariance(sched):
     assert torch.allclose(parts, whole, atol=1e-12)
 
 
-def test_callback_sees_the_vp_state_and_the_last_call_returns_x0(sched):
-    """The callback gets ``x_ve / sqrt(1 + sigma^2)`` (the VP state a sampler hands on): each
-    state's data prediction at the next index equals the network's, and the output is the last
-    call's ``x0``."""
-    fn, x_T = MIX.model_fn(sched), _x_T(16)
-    ks = timesteps(sched, 6, "quadratic")
+def test_callback_sees_the_state_and_the_last_call_returns_x0(sched):
+    """The callback gets the state the sampler hands on at the next level: each state's data
+    prediction there equals the network's next one, and the output is the last call's ``x0``."""
+    fn, path = MIX.model_fn(sched), DDPMPath(sched)
+    sigmas = step_levels(path, 6, "quadratic")
+    x_T = _x_T(16) * path.prior_scale(float(sigmas[0]))
     seen = []
-    out = ipndm(Denoiser(fn, sched), x_T, ks, callback=lambda i, k, x, x0: seen.append((k, x, x0)))
-    assert [k for k, _, _ in seen] == ks.tolist()
-    den = Denoiser(fn, sched)
-    for (_, x, _), (k_next, _, x0_next) in zip(seen, seen[1:]):
-        assert torch.allclose(den(x, torch.full((16,), k_next)).x0, x0_next, atol=1e-12)
+    out = ipndm(
+        Denoiser(fn, path), x_T, sigmas, callback=lambda i, s, x, x0: seen.append((s, x, x0))
+    )
+    assert [s for s, _, _ in seen] == sigmas[1:].tolist()
+    den = Denoiser(fn, path)
+    for (s_next, x, _), (_, _, x0_next) in zip(seen, seen[1:]):
+        assert torch.allclose(den(x, s_next).x0, x0_next, atol=1e-12)
     assert torch.equal(out, seen[-1][2])

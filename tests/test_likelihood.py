@@ -206,7 +206,7 @@ def test_full_vlb_with_per_example_generators_does_not_depend_on_the_batch(gen):
 def test_bpd_standard_error_matches_the_spread_of_repeated_estimates():
     """``bpd_stderr`` is calibrated: over many independent test sets of the same size, the
     means scatter by what one set's standard error predicts (Monte Carlo reference)."""
-    from ddpm.evaluation.likelihood import standard_error
+    from ddpm.models import standard_error
 
     g = torch.Generator().manual_seed(0)
     sets = 3.0 + 2.0 * torch.randn(2000, 50, generator=g, dtype=torch.float64)

@@ -181,7 +181,8 @@ def test_nfe_and_trajectory(sched):
         frames, labels = info["trajectory"], info["trajectory_labels"]
         assert len(frames) == min(10, steps + 1)  # only the frames asked for
         assert labels[0] == "t=1000" and labels[-1] == "t=0"
-        assert torch.equal(frames[-1], x0.float()) and torch.equal(frames[0], _x_T(4).float())
+        assert torch.equal(frames[-1], x0.float())
+        assert torch.allclose(frames[0], _x_T(4).float(), atol=1e-6)  # on the path's own scale
     _, info = sample(fn, sched, _x_T(4), "ddim", steps=12, guidance=(2.0, fn), return_info=True)
     assert info["nfe"] == 24
 

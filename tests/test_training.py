@@ -8,9 +8,9 @@ from conftest import fit_quietly
 from ddpm.data import Toy2DDataModule
 from ddpm.nets import MLP
 from ddpm.schedule import make_schedule
+from ddpm.timestep_sampler import ImportanceSampler
 from ddpm.training import DiffusionModule, NonFiniteLossError
 from ddpm.training.ema import ema_decay_at, ema_update
-from ddpm.training.timestep_sampler import ImportanceSampler
 
 
 def _module(**kw):
@@ -131,5 +131,6 @@ def test_load_from_checkpoint_rebuilds_the_module_from_its_run_config(tmp_path):
     }
     for key, value in module.state_dict().items():
         assert torch.equal(value, state[key]), key
-    assert module.schedule.num_timesteps == 1000 and module.hparams.prediction == "eps"
+    assert module.path.num_timesteps == 1000 and module.prediction == "eps"
+    assert module.hparams.prediction == "eps"  # auto, resolved when the config was parsed
     assert module.generate(4, sampler=None).shape == (4, 2)

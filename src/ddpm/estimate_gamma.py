@@ -23,21 +23,25 @@ from ddpm.evaluation.progress import progress_bar
 
 
 def run(ckpt_path: str, num_examples: int, seed: int, batch_size: int, device: str) -> torch.Tensor:
-    model = load_model(ckpt_path, use_ema=True, device=device)
-    if model.is_vae:
-        raise ConfigError(f"{ckpt_path} is a VAE; Analytic-DPM applies to diffusion checkpoints")
-    if model.recipe.prediction == "mu":
+    loaded = load_model(ckpt_path, use_ema=True, device=device)
+    model = loaded.model.diffusion("Analytic-DPM (python -m ddpm.estimate_gamma)")
+    if not model.path.discrete:
+        raise ConfigError(
+            f"Analytic-DPM's Gammas are per step of the discrete chain; {ckpt_path} is on "
+            f"path={model.path.name}"
+        )
+    if model.prediction == "mu":
         raise ConfigError(
             "Analytic-DPM needs a noise estimate; mu-prediction checkpoints are not supported"
         )
-    x, _ = dataset_tensors(model.datamodule().train_set, num_examples)
+    x, _ = dataset_tensors(loaded.datamodule().train_set, num_examples)
     g = torch.Generator().manual_seed(seed)
     batches = [x[i : i + batch_size].to(device) for i in range(0, len(x), batch_size)]
     gamma = estimate_gamma(
-        model.schedule,
-        model.model_fn(),
+        model.path.schedule,
+        model.net_fn(),
         batches,
-        model.recipe.prediction,
+        model.prediction,
         generator=g,
         progress=progress_bar("Gamma_n"),
     )

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ddpm.parameterization import from_x0
-from ddpm.schedule import Schedule, alpha_bar_at
+from ddpm.paths import DDPMPath, Path, broadcast
+from ddpm.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -87,20 +87,35 @@ class GaussianMixture:
         s2 = self.stds.reshape(()) ** 2
         return s2 * (1 - abar) / (abar * s2 + 1 - abar)
 
-    def model_fn(self, schedule: Schedule, prediction: str = "eps"):
-        """The exact optimal network ``model_fn(x_t, k)`` for the schedule ``s``; ``k`` may be
-        real-valued (ODE solvers), ``alpha_bar`` then follows :func:`alpha_bar_at`."""
+    def denoise(self, xbar: Tensor, level: Tensor) -> Tensor:
+        """``E[x_0 | x_0 + level eps = xbar]``, the exact denoiser ``D(xbar; level)`` of every path
+        on the ``x / alpha`` scale: the VP posterior mean at ``alpha_bar = 1 / (1 + level^2)``."""
+        level = torch.as_tensor(level, dtype=torch.float64).reshape(-1).to(xbar.device)
+        abar = 1.0 / (1.0 + level**2)
+        x_vp = xbar.double() * abar.sqrt()[:, None]
+        return self.posterior_mean(x_vp, abar)
 
-        def fn(x_t: Tensor, k: Tensor) -> Tensor:
-            abar = alpha_bar_at(schedule, k.to(torch.float64).cpu()).to(x_t.device)
-            x0 = self.posterior_mean(x_t.reshape(len(x_t), -1), abar).reshape(x_t.shape)
-            if prediction == "x0":
-                return x0.to(x_t.dtype)
-            if k.is_floating_point() and not torch.equal(k, k.round()):
-                if prediction != "eps":
-                    raise ValueError("real-valued k is only supported for eps/x0 predictions")
-                a = abar.reshape(-1, *([1] * (x_t.ndim - 1)))
-                return ((x_t.double() - a.sqrt() * x0) / (1 - a).sqrt()).to(x_t.dtype)
-            return from_x0(schedule, prediction, x0, x_t.double(), k.long().cpu()).to(x_t.dtype)
+    def network(self, path: Path, prediction: str = "auto"):
+        """The exact optimal network of ``path`` for ``prediction``: ``net(x_in, c_noise)``
+        recovers ``t`` from ``c_noise`` and ``x_t`` from the path's input scaling, and returns the
+        target of the posterior mean (every target is affine in ``(x_0, eps)``, so the target of
+        ``E[x_0 | x_t]`` is the conditional mean of the target: the minimiser of the loss)."""
+        prediction = path.resolve_prediction(prediction)
+
+        def fn(x_in: Tensor, c_noise: Tensor) -> Tensor:
+            t = path.time_from_c_noise(c_noise.cpu()).double()
+            n, shape = len(x_in), x_in.shape
+            c_in = path.c_in(t)
+            x_t = x_in.double() if c_in is None else x_in.double() / broadcast(c_in, x_in.double())
+            level = path.noise_level(t).double()
+            xbar = x_t / broadcast(path.alpha(t), x_t)
+            x0 = self.denoise(xbar.reshape(n, -1), level).reshape(shape)
+            eps = (xbar - x0) / broadcast(level, xbar)
+            return path.target(x0, eps, x_t, t, prediction).to(x_in.dtype)
 
         return fn
+
+    def model_fn(self, schedule: Schedule, prediction: str = "eps"):
+        """The exact network of the discrete chain of ``schedule`` (``net(x_t, k)``, ``k`` the
+        index, real-valued between trained ones)."""
+        return self.network(DDPMPath(schedule), prediction)

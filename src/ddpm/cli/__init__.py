@@ -74,7 +74,7 @@ def run(config_name: str, fn: Callable) -> None:
     from ddpm.cli.hydra_ddp import install
     from ddpm.cli.preflight import preflight
     from ddpm.config import PARSERS
-    from ddpm.paths import conf_dir
+    from ddpm.files import conf_dir
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
     conf = conf_dir()

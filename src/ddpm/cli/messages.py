@@ -25,6 +25,18 @@ def group_options(search_dirs: list[Path], group: str) -> list[str]:
     return sorted(names)
 
 
+def options_including(group: str, search_dirs: list[Path]) -> list[str]:
+    """The ``GROUP=OPTION`` choices whose defaults list brings in ``group`` (``path=ddpm`` brings
+    ``schedule``)."""
+    found = set()
+    for d in search_dirs:
+        for f in d.glob("*/*.yaml"):
+            text = f.read_text()
+            if f"- /{group}:" in text or f"- /{group}@" in text:
+                found.add(f"{f.parent.name}={f.stem}")
+    return sorted(found)
+
+
 def groups(search_dirs: list[Path]) -> list[str]:
     return sorted({p.name for d in search_dirs for p in d.iterdir() if p.is_dir()} - {"hydra"})
 
@@ -69,6 +81,15 @@ def explain(error: BaseException, search_dirs: list[Path], config: dict | None =
 def unknown_key(dotted: str, search_dirs: list[Path], config: dict | None) -> str:
     """``schedul=cosine`` or ``model.lr_decy=...``: say what is closest (a group or a key)."""
     head, _, rest = dotted.partition(".")
+    if (
+        not rest
+        and head in groups(search_dirs)
+        and (owners := options_including(head, search_dirs))
+    ):
+        return (
+            f"{head}=... applies only with {' or '.join(owners)}, which brings the {head} group; "
+            f"this run's choices leave it out (its own options are under its path.* keys)"
+        )
     if not rest:
         known = groups(search_dirs) + (list(config) if config else [])
         hint = closest(head, known)

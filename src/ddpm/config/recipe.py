@@ -1,5 +1,11 @@
-"""What a checkpoint's stored run config says about its model: enough to rebuild the network,
-the schedule and the data it was trained on, as typed values."""
+"""What a checkpoint's stored run config says about its model, read back once: the network, the
+path, the data it was trained on and the model options, as typed values, and the model family
+that builds a usable model from them.
+
+Checkpoints written before paths existed stored a ``schedule`` and no ``path``: their model is the
+discrete chain of that schedule (:func:`upgrade_run_config`), so they load, resume and sample as
+before.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
 from ddpm.data.info import DataInfo
-from ddpm.nets.vae import VAE
-from ddpm.schedule import Schedule
+from ddpm.paths import Path
 from ddpm.targets import locate, parameters
 
 # keys older configs stated for the data, which the data now states itself
 LEGACY_DATASET_KEYS = ("channels", "image_size", "num_classes", "dim")
+DDPM_PATH = "ddpm.paths.ddpm.DDPMPath"
 
 
 def _dataset(node: Mapping[str, Any]) -> Plugin:
@@ -26,55 +32,74 @@ def _dataset(node: Mapping[str, Any]) -> Plugin:
     return Plugin.from_config({k: v for k, v in node.items() if k not in legacy}, "dataset")
 
 
+def upgrade_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config as this version writes it: a diffusion run of an older version (a
+    ``schedule``, no ``path``) gets ``path: {_target_: DDPMPath, schedule: ...}``."""
+    config = dict(config)
+    model = config.get("model") or {}
+    if "path" not in config and "schedule" in config and "path" in _model_params(model):
+        config["path"] = {"_target_": DDPM_PATH, "schedule": config["schedule"]}
+    return config
+
+
+def _model_params(model: Mapping[str, Any]) -> dict:
+    try:
+        return parameters(locate(model.get("_target_", ""), "model._target_"))[0]
+    except ConfigError:
+        return {}
+
+
+def data_info(config: Mapping[str, Any]) -> DataInfo:
+    """The description of the data a run config stores (``data_shape`` at least)."""
+    return DataInfo(
+        config.get("data_name", "data"),
+        tuple(config["data_shape"]),
+        config.get("num_classes"),
+        config.get("data_kind", "image"),
+    )
+
+
 @dataclass(frozen=True)
 class ModelRecipe:
-    """The model of a run: network (with the arguments it was built with), schedule (``None``
-    for the VAE baseline), the data's description, and the model options samplers need."""
+    """The model of a run: network (with the arguments it was built with), path (``None`` for a
+    family without one, the VAE), the data's description, and the model options samplers need."""
 
+    model: Plugin
     network: Plugin
-    schedule: Plugin | None
+    path: Plugin | None
     dataset: Plugin | None
     data: DataInfo
-    prediction: str = "eps"
+    prediction: str = "auto"
     variance: str = "fixed_small"  # the training variance: learned_range means a 2x output
     conditional: bool = False
-    decoder_noise: bool = False
-    config: Mapping[str, Any] | None = None  # the whole stored run config
+    config: Mapping[str, Any] | None = None  # the whole stored run config (upgraded)
 
     @classmethod
     def from_run_config(cls, config: Mapping[str, Any], where: str = "checkpoint") -> ModelRecipe:
         try:
+            config = upgrade_run_config(config)
             model = config["model"]
+            node = {k: v for k, v in model.items() if k != "optimizer"}
+            model_plugin = Plugin(model["_target_"], locate(model["_target_"]), node)
             network = Plugin.from_config(config["network"], "network")
-            is_vae = isinstance(network.fn, type) and issubclass(network.fn, VAE)
-            schedule = None if is_vae else Plugin.from_config(config["schedule"], "schedule")
+            path = Plugin.from_config(config["path"], "path") if "path" in config else None
             dataset = _dataset(config["dataset"]) if "dataset" in config else None
-            data = DataInfo(
-                config.get("data_name", "data"),
-                tuple(config["data_shape"]),
-                config.get("num_classes"),
-                config.get("data_kind", "image"),
-            )
+            data = data_info(config)
         except (KeyError, TypeError) as e:
             raise ConfigError(f"{where} holds an incomplete run config (missing {e})") from None
         except ConfigError as e:
             raise ConfigError(f"{where}: its run config cannot be rebuilt: {e}") from None
         return cls(
+            model_plugin,
             network,
-            schedule,
+            path,
             dataset,
             data,
-            prediction=model.get("prediction", "eps"),
+            prediction=model.get("prediction", "auto"),
             variance=model.get("variance", "fixed_small"),
             conditional=bool(model.get("conditional", False)),
-            decoder_noise=bool(model.get("decoder_noise", False)),
             config=config,
         )
-
-    @property
-    def is_vae(self) -> bool:
-        """The VAE baseline (``model=vae``): sampled from its prior, scored by its ELBO."""
-        return isinstance(self.network.fn, type) and issubclass(self.network.fn, VAE)
 
     @property
     def learned(self) -> bool:
@@ -88,5 +113,12 @@ class ModelRecipe:
     def build_network(self) -> nn.Module:
         return self.network.build()
 
-    def build_schedule(self) -> Schedule | None:
-        return None if self.schedule is None else self.schedule.build()
+    def build_path(self) -> Path | None:
+        return None if self.path is None else self.path.build()
+
+    def build_model(self, net: nn.Module, where: str, analytic_gamma: Tensor | None = None):
+        """The model family's object for ``net`` (the training module names its family)."""
+        family = getattr(self.model.fn, "model_family", None)
+        if family is None:
+            raise ConfigError(f"{where}: model={self.model.target} names no model family")
+        return family.from_recipe(self, net, where, analytic_gamma)

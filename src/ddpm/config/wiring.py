@@ -134,3 +134,26 @@ def resolve_auto_conditional(raw: Mapping[str, Any], datamodule) -> Mapping[str,
     else:
         del model["conditional"]
     return {**raw, "model": model}
+
+
+def resolve_path(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Plugin | None]:
+    """The run's path (``path=NAME``) checked against the model: ``model.prediction: auto``
+    becomes the path's native target (eps on ddpm and vp, velocity on flow, F on edm) and the
+    options only the discrete chain has are refused elsewhere, each in one line. A model that
+    takes no path (``model=vae``) drops the ``path`` and ``schedule`` keys."""
+    model = raw.get("model")
+    if not isinstance(model, Mapping) or "_target_" not in model:
+        return raw, None
+    if "path" not in parameters(locate(model["_target_"], "model._target_"))[0]:
+        return {k: v for k, v in raw.items() if k not in ("path", "schedule")}, None
+    if raw.get("path") is None:
+        raise ConfigError("path is required: choose one with path=ddpm|vp|edm|flow")
+    path = Plugin.from_config(raw["path"], "path")
+    model = dict(model)
+    resolve = getattr(path.fn, "resolve_prediction", None)
+    if resolve is not None:
+        model["prediction"] = resolve(model.get("prediction", "auto"))
+    check = getattr(path.fn, "check_model", None)
+    if check is not None:
+        check(model)
+    return {**raw, "model": model}, path

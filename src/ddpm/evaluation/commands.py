@@ -7,21 +7,20 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ddpm.checks import ConfigError
 from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
 from ddpm.data.base import dataset_tensors
 from ddpm.evaluation.distributed import make_fabric
 from ddpm.evaluation.features import make_extractor, real_features, real_reference, score_samples
-from ddpm.evaluation.likelihood import bits_per_dim, vae_bits_per_dim
+from ddpm.evaluation.likelihood import bits_per_dim
 from ddpm.evaluation.loading import LoadedModel, load_model
 from ddpm.evaluation.outputs import write_metrics, write_samples
-from ddpm.evaluation.sampling import check_sampling, draw_distributed, make_labels
+from ddpm.evaluation.sampling import draw_distributed, make_labels
 
 
-def _launch(cfg, model: LoadedModel):
+def _launch(cfg, loaded: LoadedModel):
     t = cfg.trainer
     fabric = make_fabric(t.accelerator, t.devices, t.num_nodes, t.precision)
-    model.net.to(fabric.device)
+    loaded.net.to(fabric.device)
     return fabric
 
 
@@ -30,23 +29,22 @@ def sample(cfg: SampleConfig | Mapping) -> Path:
     ``samples.png`` (and ``trajectory.png``) into ``cfg.run_dir``."""
     if not isinstance(cfg, SampleConfig):
         cfg = parse_sample(cfg)
-    model = load_model(cfg.ckpt, cfg.use_ema)
-    check_sampling(
-        model, cfg.sampler, cfg.denoiser, cfg.class_label, cfg.guidance_scale, cfg.trajectory
-    )
-    labels = make_labels(model, cfg.class_label, cfg.num_samples)
-    fabric = _launch(cfg, model)
+    loaded = load_model(cfg.ckpt, cfg.use_ema)
+    options = cfg.denoiser.options(cfg.guidance_scale)
+    loaded.model.check_sampling(cfg.sampler, options, cfg.trajectory)
+    labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
+    fabric = _launch(cfg, loaded)
     x, info = draw_distributed(
-        fabric, model, cfg.sampler, cfg.denoiser, cfg.num_samples, cfg.seed, cfg.batch_size,
-        labels, cfg.guidance_scale, cfg.trajectory_frames if cfg.trajectory else 0, cfg.progress,
+        fabric, loaded, cfg.sampler, options, cfg.num_samples, cfg.seed, cfg.batch_size, labels,
+        cfg.trajectory_frames if cfg.trajectory else 0, cfg.progress,
     )  # fmt: skip
     out = Path(cfg.run_dir)
     if fabric.global_rank == 0:
         reference = None
-        if not model.is_image:
-            reference = dataset_tensors(model.datamodule().test_set, 2000)[0]
+        if not loaded.is_image:
+            reference = dataset_tensors(loaded.datamodule().test_set, 2000)[0]
         write_samples(
-            out, x, model.is_image, labels, info.get("trajectory"),
+            out, x, loaded.is_image, labels, info.get("trajectory"),
             info.get("trajectory_labels"), reference,
         )  # fmt: skip
         print(f"wrote {len(x)} samples ({info['nfe']} network calls each) to {out}")
@@ -60,42 +58,40 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     if not isinstance(cfg, EvaluateConfig):
         cfg = parse_evaluate(cfg)
     start = time.perf_counter()
-    model = load_model(cfg.ckpt, cfg.use_ema)
-    check_sampling(model, cfg.sampler, cfg.denoiser, cfg.class_label, cfg.guidance_scale)
-    if cfg.bpd == "ode" and model.is_vae:
-        raise ConfigError("bpd=ode needs a diffusion checkpoint; a VAE is scored by bpd=true")
-    labels = make_labels(model, cfg.class_label, cfg.num_samples)
-    datamodule = model.datamodule()
+    loaded = load_model(cfg.ckpt, cfg.use_ema)
+    model = loaded.model
+    options = cfg.denoiser.options(cfg.guidance_scale)
+    model.check_sampling(cfg.sampler, options)
+    likelihood = dict(
+        variance=cfg.denoiser.variance, timesteps_per_call=cfg.bpd_timesteps_per_call,
+        iw_samples=cfg.iw_samples,
+    )  # fmt: skip
+    if cfg.bpd:
+        model.check_likelihood(cfg.bpd, **likelihood)
+    labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
+    datamodule = loaded.datamodule()
     datamodule.check_available()
-    fabric = _launch(cfg, model)  # a bad device setting fails before any feature work
+    fabric = _launch(cfg, loaded)  # a bad device setting fails before any feature work
     cache_dir = Path(cfg.fid.cache_dir).expanduser()
-    extractor = make_extractor(model, datamodule, cfg.fid.weights_path, cache_dir)
+    extractor = make_extractor(loaded, datamodule, cfg.fid.weights_path, cache_dir)
     real = real_features(extractor, datamodule, cache_dir, fabric)
     x, info = draw_distributed(
-        fabric, model, cfg.sampler, cfg.denoiser, cfg.num_samples, cfg.seed, cfg.batch_size,
-        labels, cfg.guidance_scale, show_progress=cfg.progress,
+        fabric, loaded, cfg.sampler, options, cfg.num_samples, cfg.seed, cfg.batch_size, labels,
+        show_progress=cfg.progress,
     )  # fmt: skip
     metrics = score_samples(x, extractor, real, fabric) | real_reference(extractor, datamodule)
     if labels is not None and "class_histogram" in metrics:
         _, probs = extractor.features_and_probs(x)
         metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
-    if cfg.bpd and model.is_vae:
-        metrics |= vae_bits_per_dim(
-            fabric, model, datamodule.test_set, cfg.seed, cfg.batch_size, cfg.bpd_examples,
-            cfg.iw_samples, cfg.progress,
-        )  # fmt: skip
-    elif cfg.bpd:
+    if cfg.bpd:
         metrics |= bits_per_dim(
-            fabric, model, datamodule.test_set, cfg.seed, cfg.batch_size,
-            cfg.bpd_timesteps_per_call, cfg.bpd_examples, cfg.progress, cfg.denoiser.variance,
-            "ode" if cfg.bpd == "ode" else "vlb",
+            fabric, loaded, datamodule.test_set, cfg.bpd, cfg.seed, cfg.batch_size,
+            cfg.bpd_examples, cfg.progress, **likelihood,
         )  # fmt: skip
     metrics |= {
         "num_samples": cfg.num_samples,
         "sampler": info["method"],
-        "steps": None
-        if model.is_vae or cfg.sampler.adaptive
-        else len(cfg.sampler.step_list(model.schedule)),
+        "steps": model.steps(cfg.sampler),
         "nfe": info["nfe"],
         "seed": cfg.seed,
         "guidance_scale": cfg.guidance_scale,

@@ -1,5 +1,14 @@
-"""Share a trained model: as a diffusers pipeline folder, or as safetensors weights with the run
-config. ``python -m ddpm.export CKPT OUT_DIR [--format diffusers|safetensors] [--use-ema true|false]``.
+"""Share a trained model: as a diffusers folder, or as safetensors weights with the run config.
+``python -m ddpm.export CKPT OUT_DIR [--format diffusers|safetensors] [--use-ema true|false]``.
+
+The diffusers folder holds our UNet as a ``UNet2DModel`` (``unet/``) and the scheduler of the
+path it was trained on (``scheduler/``): ``path=ddpm`` a ``DDPMScheduler`` with our
+``alphas_cumprod``; ``path=flow`` (velocity prediction) a ``FlowMatchEulerDiscreteScheduler``,
+whose timesteps ``1000 t`` are our ``c_noise``; both with a ``model_index.json`` so
+``DDPMPipeline.from_pretrained(OUT_DIR)`` runs them. ``path=edm`` (``precond: edm``) writes an
+``EDMEulerScheduler`` whose preconditioning is ours; diffusers has no pipeline for an
+unconditional UNet that scales its input, so that folder is run with the scheduler's own loop
+(README, Interoperability). Other paths export as safetensors.
 """
 
 from __future__ import annotations
@@ -16,44 +25,73 @@ from ddpm.export.diffusers_unet import unet_config, unet_state_dict
 from ddpm.nets import UNet
 
 PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
+AS_SAFETENSORS = "export as --format safetensors instead"
 
 
-def scheduler_config(model: LoadedModel) -> dict:
-    """``DDPMScheduler`` settings that reproduce our schedule (its betas, hence alphas_cumprod),
-    prediction type, reverse variance and x0 clipping."""
-    recipe: ModelRecipe = model.recipe
-    if recipe.prediction not in PREDICTION_TYPES:
+def ddpm_scheduler_config(model) -> dict:
+    """``DDPMScheduler`` settings that reproduce the discrete chain (its betas, hence
+    alphas_cumprod), prediction type, reverse variance and x0 clipping."""
+    if model.prediction not in PREDICTION_TYPES:
         raise ConfigError(
-            f"model.prediction={recipe.prediction} has no diffusers prediction_type (epsilon, "
-            f"sample, v_prediction); export as --format safetensors instead"
+            f"model.prediction={model.prediction} has no diffusers prediction_type (epsilon, "
+            f"sample, v_prediction); {AS_SAFETENSORS}"
         )
+    schedule = model.path.schedule
     return {
-        "num_train_timesteps": model.schedule.num_timesteps,
-        "trained_betas": model.schedule.betas.tolist(),
-        "prediction_type": PREDICTION_TYPES[recipe.prediction],
-        "variance_type": recipe.variance,  # fixed_small | fixed_large | learned_range: same names
+        "num_train_timesteps": schedule.num_timesteps,
+        "trained_betas": schedule.betas.tolist(),
+        "prediction_type": PREDICTION_TYPES[model.prediction],
+        "variance_type": "learned_range" if model.learned else "fixed_small",
         "clip_sample": True,
         "clip_sample_range": 1.0,
     }
 
 
+def diffusers_scheduler(model):
+    """``(scheduler, runs_in_DDPMPipeline)`` for the path of ``model``, or a one-line refusal."""
+    import diffusers
+
+    path = model.path
+    if path.name == "ddpm":
+        return diffusers.DDPMScheduler(**ddpm_scheduler_config(model)), True
+    if path.name == "flow" and model.prediction == "velocity":
+        return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0), True
+    if path.name == "edm" and path.precond == "edm":
+        scheduler = diffusers.EDMEulerScheduler(
+            sigma_min=path.sigma_min, sigma_max=path.sigma_max, sigma_data=path.sd,
+            prediction_type="epsilon", rho=7.0,
+        )  # fmt: skip
+        return scheduler, False
+    what = (
+        f"path.precond={path.precond}"
+        if path.name == "edm"
+        else f"model.prediction={model.prediction}"
+    )
+    raise ConfigError(
+        f"path={path.name} with {what} has no diffusers scheduler (diffusers has ddpm, flow with "
+        f"velocity and edm with precond edm); {AS_SAFETENSORS}"
+    )
+
+
 def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True) -> Path:
-    """``OUT_DIR`` as a ``DDPMPipeline`` (``unet/``, ``scheduler/``, ``model_index.json``)."""
+    """``OUT_DIR`` with ``unet/`` and ``scheduler/`` (and ``model_index.json`` for a
+    ``DDPMPipeline`` where diffusers' pipeline runs the path)."""
     try:
-        from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+        import diffusers
     except ImportError:
         raise ConfigError(
             "--format diffusers needs diffusers: pip install -e '.[export]'"
         ) from None
-    model = load_model(ckpt, use_ema)
-    if model.is_vae or not isinstance(model.net, UNet):
-        kind = "a VAE" if model.is_vae else type(model.net).__name__
+    loaded: LoadedModel = load_model(ckpt, use_ema)
+    model = loaded.model.diffusion("--format diffusers")
+    if not isinstance(model.net, UNet):
         raise ConfigError(
-            f"{ckpt} holds {kind}; only ddpm.nets.UNet (network=unet) has a diffusers UNet2DModel "
-            f"counterpart; export as --format safetensors instead"
+            f"{ckpt} holds {type(model.net).__name__}; only ddpm.nets.UNet (network=unet) has a "
+            f"diffusers UNet2DModel counterpart; {AS_SAFETENSORS}"
         )
-    kwargs = model.recipe.network.kwargs
-    unet = UNet2DModel(**unet_config(kwargs, model.recipe.conditional))
+    scheduler, runs_in_pipeline = diffusers_scheduler(model)
+    kwargs = loaded.recipe.network.kwargs
+    unet = diffusers.UNet2DModel(**unet_config(kwargs, model.conditional))
     missing, unexpected = unet.load_state_dict(
         unet_state_dict(model.net.state_dict(), kwargs), strict=False
     )
@@ -61,11 +99,13 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
         raise ConfigError(
             f"cannot map {ckpt} onto UNet2DModel (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    scheduler = DDPMScheduler(**scheduler_config(model))
     out = Path(out_dir)
-    DDPMPipeline(unet=unet.eval(), scheduler=scheduler).save_pretrained(
-        out, safe_serialization=True
-    )
+    if runs_in_pipeline:
+        pipe = diffusers.DDPMPipeline(unet=unet.eval(), scheduler=scheduler)
+        pipe.save_pretrained(out, safe_serialization=True)
+    else:
+        unet.eval().save_pretrained(out / "unet", safe_serialization=True)
+        scheduler.save_pretrained(out / "scheduler")
     return out
 
 
@@ -78,12 +118,12 @@ def export_safetensors(ckpt: str | Path, out_dir: str | Path, use_ema: bool = Tr
         raise ConfigError(
             "--format safetensors needs safetensors: pip install -e '.[export]'"
         ) from None
-    model = load_model(ckpt, use_ema)
+    loaded = load_model(ckpt, use_ema)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.net.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in loaded.net.state_dict().items()}
     save_file(state, out / "model.safetensors", metadata={"weights": "ema" if use_ema else "raw"})
-    config = dict(model.recipe.config) | {"weights": "ema" if use_ema else "raw"}
+    config = dict(loaded.recipe.config) | {"weights": "ema" if use_ema else "raw"}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out
 

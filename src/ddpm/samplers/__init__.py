@@ -1,6 +1,7 @@
-"""Samplers: plain functions of ``(denoiser, x_T, ks)``, one module each.
+"""Samplers: plain functions of ``(denoiser, x_T, sigmas)``, one module each, in noise levels, so
+every sampler runs on every path (:mod:`ddpm.paths`).
 
-Every sampler has the signature ``fn(denoiser, x_T, ks, *, generator=None, callback=None,
+Every sampler has the signature ``fn(denoiser, x_T, sigmas, *, generator=None, callback=None,
 **options) -> x_0`` and a yaml in ``conf/sampler/`` naming it (``_target_``) with its ``steps``,
 ``spacing`` and own options. :func:`sample` is the Python facade over the same registry.
 
@@ -40,11 +41,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ddpm.paths import Path, as_path
 from ddpm.random import Generator, randn, sample_generators
-from ddpm.samplers.denoiser import Denoised, Denoiser, Guidance, ModelFn
+from ddpm.samplers.denoiser import Denoised, Denoiser, Guidance, NetFn
 from ddpm.samplers.draw import draw_samples, network_denoiser
 from ddpm.samplers.spec import SamplerSpec, builtin_sampler, builtin_sampler_names
-from ddpm.samplers.steps import SPACINGS, timesteps
+from ddpm.samplers.steps import SPACINGS, step_levels, timesteps
 from ddpm.samplers.trajectory import Trajectory
 from ddpm.schedule import Schedule
 
@@ -61,66 +63,75 @@ __all__ = [
     "randn",
     "sample",
     "sample_generators",
+    "step_levels",
     "timesteps",
 ]
 
 
 @torch.no_grad()
 def sample(
-    model_fn: ModelFn,
-    schedule: Schedule,
+    net_fn: NetFn,
+    path: Path | Schedule,
     x_T: Tensor,
     method: str | Callable = "ddpm",
     steps: int | None = None,
     *,
     spacing: str | None = None,
-    prediction: str = "eps",
+    prediction: str = "auto",
     generator: Generator = None,
     clip_x0: bool = False,
     guidance: Guidance = None,
     variance: str = "fixed_small",
     analytic_gamma: Tensor | None = None,
+    quantize: bool = True,
     callback: Callable | None = None,
     return_info: bool = False,
     return_trajectory: bool = False,
     trajectory_frames: int = 10,
     **options,
 ):
-    """Draw ``x_0`` from ``x_T`` with the sampler ``method``: a name of ``conf/sampler/`` (its
-    yaml gives the defaults, exactly as ``sampler=NAME`` does on the command line) or a sampler
-    function. ``steps``, ``spacing`` and ``options`` (the sampler's own keywords, e.g. ``eta``)
-    override those defaults and are checked like config values.
+    """Draw ``x_0`` with the sampler ``method``: a name of ``conf/sampler/`` (its yaml gives the
+    defaults, exactly as ``sampler=NAME`` does on the command line) or a sampler function.
+    ``steps``, ``spacing`` and ``options`` (the sampler's own keywords, e.g. ``eta``) override
+    those defaults and are checked like config values.
 
-    ``model_fn(x_t, k)`` returns the network output for ``prediction`` (``k``: code indices of the
-    training schedule, LongTensor of shape (N,)). ``generator`` is a ``torch.Generator`` or one
-    per sample (batch-size invariance). ``guidance=(scale, uncond_fn)`` applies classifier-free
-    guidance; ``variance`` is the reverse variance (``learned_range``: ``model_fn`` also outputs
-    it; ``analytic``: pass ``analytic_gamma``, :mod:`ddpm.analytic_variance`).
+    ``net_fn(x_in, c_noise)`` is the network of ``path`` (a :class:`ddpm.paths.Path`; a
+    :class:`~ddpm.schedule.Schedule` means its discrete chain, ``DDPMPath(schedule)``, whose
+    ``c_noise`` is the index ``k``), outputting ``prediction`` (``auto``: the path's native
+    target). ``x_T`` is a standard normal draw: the sampler starts from it scaled to the path's
+    prior (``N(0, I)`` on the VP and flow paths' own scale). ``generator`` is a
+    ``torch.Generator`` or one per sample (batch-size invariance). ``guidance=(scale,
+    uncond_fn)`` applies classifier-free guidance; ``variance`` is the reverse variance
+    (``learned_range``: ``net_fn`` also outputs it; ``analytic``: pass ``analytic_gamma``,
+    :mod:`ddpm.analytic_variance`).
 
     Returns ``x_0``, or ``(x_0, info)`` with ``return_info``: ``info["nfe"]`` network calls,
-    ``info["timesteps"]`` the step list, ``info["trajectory"]`` (with ``return_trajectory``) up to
+    ``info["sigmas"]`` the step list, ``info["trajectory"]`` (with ``return_trajectory``) up to
     ``trajectory_frames`` states from ``x_T`` to ``x_0`` and ``info["trajectory_labels"]``.
     """
+    path = as_path(path)
     spec = builtin_sampler(method) if isinstance(method, str) else SamplerSpec.create(method)
     changes = dict(options, steps=steps, spacing=spacing)
-    if steps is None and not spec.adaptive and spec.steps is not None:
-        changes["steps"] = min(spec.steps, schedule.num_timesteps)
+    if steps is None and not spec.adaptive and spec.steps is not None and path.discrete:
+        changes["steps"] = min(spec.steps, path.max_steps)
     spec = spec.updated(spec.name, **changes)
-    spec.check_steps(schedule.num_timesteps, spec.name)
-    denoiser = Denoiser(model_fn, schedule, prediction, clip_x0, variance, guidance, analytic_gamma)
-    ks = spec.step_list(schedule)
-    trajectory = Trajectory(ks, x_T, trajectory_frames, None) if return_trajectory else None
+    denoiser = Denoiser(
+        net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, quantize=quantize
+    )
+    sigmas = spec.step_list(path, quantize)
+    x = x_T * path.prior_scale(float(sigmas[0]))
+    trajectory = Trajectory(sigmas, x, path, trajectory_frames, None) if return_trajectory else None
 
-    def on_step(i: int, k: int, x: Tensor, x0_hat: Tensor) -> None:
+    def on_step(i: int, sigma: float, x: Tensor, x0_hat: Tensor) -> None:
         if trajectory is not None:
-            trajectory(i, k, x, x0_hat)
+            trajectory(i, sigma, x, x0_hat)
         if callback is not None:
-            callback(i, k, x, x0_hat)
+            callback(i, sigma, x, x0_hat)
 
-    x0 = spec(denoiser, x_T, generator=generator, callback=on_step)
+    x0 = spec(denoiser, x, generator=generator, callback=on_step, sigmas=sigmas)
     if not return_info:
         return x0
-    info = {"nfe": denoiser.nfe, "timesteps": ks}
+    info = {"nfe": denoiser.nfe, "sigmas": sigmas}
     if trajectory is not None:
         info.update(trajectory=trajectory.frames, trajectory_labels=trajectory.labels)
     return x0, info

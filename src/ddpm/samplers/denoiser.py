@@ -1,36 +1,36 @@
-"""The denoiser every sampler sees: a network turned into estimates of ``x0`` and ``eps`` at
-``(x, k)``.
+"""The denoiser every sampler sees: ``D(x; sigma)``, a network of any path turned into the
+estimate of ``x_0`` from a state ``x`` on the ``x / alpha`` scale at noise level ``sigma``
+(Karras et al. 2022 eq. 2-3; k-diffusion's convention).
 
-The caller builds it, so prediction-type conversion, x0 clipping, classifier-free guidance and the
-reverse variance (fixed, learned or analytic) live here once, not in each sampler; a sampler only
-does its own numerical method.
+The caller builds it, so the path's preconditioning and prediction type, x0 clipping,
+classifier-free guidance and the reverse variance live here once, not in each sampler; a sampler
+only does its own numerical method, in noise levels, and runs on every path.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ddpm.analytic_variance import optimal_reverse_variance, require_gamma
+from ddpm.checks import ConfigError
 from ddpm.diffusion import VARIANCES, Variance
-from ddpm.parameterization import check_prediction, predict_x0_eps, predict_x0_eps_continuous
-from ddpm.schedule import Schedule, alpha_bar_at
+from ddpm.paths import Path, as_levels, as_path, broadcast
+from ddpm.schedule import Schedule
 
-ModelFn = Callable[[Tensor, Tensor], Tensor]
-Guidance = tuple[float, ModelFn] | None
+NetFn = Callable[[Tensor, Tensor], Tensor]
+Guidance = tuple[float, NetFn] | None
 ReverseVariance = Variance
 REVERSE_VARIANCES = VARIANCES
 
 
 @dataclass(frozen=True)
 class Denoised:
-    """What the denoiser says about ``x`` at ``k``: the clean-data estimate ``x0`` and the noise
-    estimate ``eps`` (consistent with each other, eq. 31), and the learned-variance output ``v``
-    in [-1, 1] when the network has one (Nichol & Dhariwal eq. 15)."""
+    """What the denoiser says about ``x`` at ``sigma``: the clean-data estimate ``x0``, the noise
+    estimate ``eps = (x - x0) / sigma`` (so ``x = x0 + sigma eps``), and the learned-variance
+    output ``v`` in [-1, 1] when the network has one (Nichol & Dhariwal eq. 15)."""
 
     x0: Tensor
     eps: Tensor
@@ -39,9 +39,9 @@ class Denoised:
 
 def guide(cond: Tensor, uncond: Tensor, scale: float, learned: bool) -> Tensor:
     """Classifier-free guidance (Ho & Salimans 2022, eq. 6): ``uncond + w (cond - uncond)``;
-    ``w = 0`` is the unconditional model, ``w = 1`` the conditional one. The combination is linear,
-    so it is the same in eps, x0, v or mu form. A learned variance is taken from the conditional
-    output."""
+    ``w = 0`` is the unconditional model, ``w = 1`` the conditional one. ``x0`` is affine in the
+    network output with the same coefficients for both, so this is the same in any prediction
+    type or preconditioning. A learned variance is taken from the conditional output."""
     if learned:
         (c, v), (u, _) = cond.chunk(2, dim=1), uncond.chunk(2, dim=1)
         return torch.cat([u + scale * (c - u), v], dim=1)
@@ -49,104 +49,89 @@ def guide(cond: Tensor, uncond: Tensor, scale: float, learned: bool) -> Tensor:
 
 
 class Denoiser:
-    """``denoiser(x, k) -> Denoised`` for a network ``net_fn(x, k)`` trained on ``schedule``.
+    """``denoiser(x, sigma) -> Denoised`` for a network ``net_fn(x_in, c_noise)`` of ``path``.
 
-    * ``k``: a LongTensor (N,) of code indices of the training schedule, or a float tensor of
-      real-valued indices (ODE solvers; ``alpha_bar`` interpolated in log-SNR).
-    * ``prediction``: what the network outputs (eps, x0, v, mu); ``clip_x0`` clamps the ``x0``
-      estimate to [-1, 1] and recomputes ``eps`` from it.
+    * ``sigma``: a noise level (a float, or a tensor of one per row); ``x`` is on the
+      ``x / alpha`` scale: ``x = x_0 + sigma eps`` for data ``x_0``.
+    * ``prediction``: what the network outputs (the path's choices: eps, x0, v, velocity, mu, F);
+      ``clip_x0`` clamps the ``x0`` estimate to the data range [-1, 1].
     * ``learned``: the network also outputs a variance (twice the channels); ``variance`` is the
-      reverse variance samplers use (:meth:`reverse_log_variance`).
+      reverse variance of ancestral samplers (:meth:`reverse_variance`).
     * ``guidance=(scale, uncond_fn)``: classifier-free guidance (two network calls per call).
+    * ``quantize``: on a discrete path, step lists and raised levels (churn) are rounded to
+      trained levels (:meth:`quantize`); off, the network is also evaluated between them.
     * ``nfe`` counts network evaluations.
     """
 
     def __init__(
         self,
-        net_fn: ModelFn,
-        schedule: Schedule,
-        prediction: str = "eps",
+        net_fn: NetFn,
+        path: Path | Schedule,
+        prediction: str = "auto",
         clip_x0: bool = False,
         variance: ReverseVariance = "fixed_small",
         guidance: Guidance = None,
         analytic_gamma: Tensor | None = None,
         learned: bool | None = None,
+        quantize: bool = True,
     ) -> None:
-        check_prediction(prediction)
         if variance not in REVERSE_VARIANCES:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown variance {variance!r}; choose one of {', '.join(REVERSE_VARIANCES)}"
             )
+        path = as_path(path)
+        path.check_variance(variance)
         self.learned = variance == "learned_range" if learned is None else learned
         if variance == "learned_range" and not self.learned:
-            raise ValueError("variance='learned_range' needs a network that outputs a variance")
-        if variance == "analytic":
-            require_gamma(analytic_gamma)
-        self.net_fn, self.schedule, self.prediction = net_fn, schedule, prediction
+            raise ConfigError("variance='learned_range' needs a network that outputs a variance")
+        self.net_fn, self.path = net_fn, path
+        self.prediction = path.resolve_prediction(prediction)
         self.clip_x0, self.variance, self.guidance = clip_x0, variance, guidance
-        self.analytic_gamma = analytic_gamma
+        self.analytic_gamma, self.quantize_levels = analytic_gamma, quantize
         self.nfe = 0
 
     @property
     def calls_per_eval(self) -> int:
         return 2 if self.guidance is not None else 1
 
-    def output(self, x: Tensor, k: Tensor) -> Tensor:
-        """The raw network output at ``(x, k)`` (guided when asked)."""
+    def output(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
+        """The raw network output (guided when asked)."""
         self.nfe += self.calls_per_eval
-        out = self.net_fn(x, k)
+        out = self.net_fn(x_in, c_noise)
         if self.guidance is not None:
             scale, uncond_fn = self.guidance
-            out = guide(out, uncond_fn(x, k), scale, self.learned)
+            out = guide(out, uncond_fn(x_in, c_noise), scale, self.learned)
         return out
 
-    def __call__(self, x: Tensor, k: Tensor) -> Denoised:
-        out = self.output(x, k)
+    def __call__(self, x: Tensor, sigma) -> Denoised:
+        level = as_levels(sigma, x.shape[0])
+        t = self.path.time_at(level)
+        x_t = x * broadcast(self.path.alpha(t), x)
+        x_in, c_noise = self.path.network_input(x_t, t)
+        out = self.output(x_in, c_noise)
         pred, v = out.chunk(2, dim=1) if self.learned else (out, None)
-        if k.is_floating_point():
-            abar = alpha_bar_at(self.schedule, k.cpu())
-            x0, eps = predict_x0_eps_continuous(abar, self.prediction, pred, x, self.clip_x0)
-        else:
-            x0, eps = predict_x0_eps(self.schedule, self.prediction, pred, x, k, self.clip_x0)
-        return Denoised(x0, eps, v)
+        x0 = self.path.x0(pred, x_t, t, self.prediction)
+        if self.clip_x0:
+            x0 = x0.clamp(-1.0, 1.0)
+        return Denoised(x0, (x - x0) / broadcast(level, x), v)
 
-    def reverse_log_variance(
-        self, out: Denoised, k: int, k_prev: int, lambda2: float | None = None
+    def reverse_variance(
+        self, out: Denoised, sigma: float, sigma_next: float, lambda2: float | None = None
     ) -> float | Tensor:
-        """``log sigma^2`` of the reverse kernel ``p(x_{k_prev} | x_k)`` of the chain that jumps
-        from code index ``k`` to ``k_prev < k`` (a respaced chain keeps ``alpha_bar`` at both,
-        Nichol & Dhariwal sec. 4): ``beta = 1 - abar_k / abar_prev``,
-        ``beta_tilde = (1 - abar_prev) / (1 - abar_k) beta`` (eq. 34).
-
-        * ``fixed_small``: ``beta_tilde``; ``fixed_large``: ``beta`` (Ho et al. sec. 3.2);
-        * ``learned_range``: ``v log beta + (1 - v) log beta_tilde`` with ``v`` mapped to [0, 1]
-          (Nichol & Dhariwal eq. 15), per element;
-        * ``analytic``: Analytic-DPM's optimum for the kernel family of variance ``lambda2``
-          (``beta_tilde`` for DDPM; DDIM passes its ``sigma_eta^2``), Bao et al. Theorem 1.
-        """
-        abar = self.schedule.alphas_cumprod
-        a, ap = abar[k].item(), abar[k_prev].item()
-        beta = 1.0 - a / ap
-        beta_tilde = beta * (1.0 - ap) / (1.0 - a)
-        if self.variance == "fixed_small":
-            return math.log(beta_tilde)
-        if self.variance == "fixed_large":
-            return math.log(beta)
-        if self.variance == "learned_range":
-            frac = (out.v + 1.0) / 2.0
-            return frac * math.log(beta) + (1.0 - frac) * math.log(beta_tilde)
-        gamma = require_gamma(self.analytic_gamma)[k].double()
-        var = optimal_reverse_variance(
-            abar[k],
-            abar[k_prev],
-            gamma,
-            torch.tensor(beta_tilde if lambda2 is None else lambda2, dtype=torch.float64),
+        """The variance of an ancestral step from ``sigma`` to ``sigma_next`` on the ``x / alpha``
+        scale (:meth:`ddpm.paths.Path.reverse_variance`): ``fixed_small`` on every path, the
+        discrete chain's others on ``path=ddpm``. ``lambda2``: the variance of the kernel family
+        (DDIM's), for Analytic-DPM."""
+        return self.path.reverse_variance(
+            sigma, sigma_next, self.variance, v=out.v, gamma=self.analytic_gamma, lambda2=lambda2
         )
-        return math.log(max(var.item(), 1e-20))
 
+    def quantize(self, sigma: float, up: bool = False) -> float:
+        """The level the network is evaluated at for ``sigma``: a trained level of a discrete path
+        (the nearest, or with ``up`` the smallest at least ``sigma``) when ``quantize`` is on,
+        else ``sigma`` itself. A sampler that raises the level (churn) asks this first."""
+        return self.path.quantize(sigma, up) if self.quantize_levels else sigma
 
-def batch_k(k: int | float, x: Tensor, dtype=torch.long) -> Tensor:
-    """The index ``k`` repeated for every row of ``x`` (the shape networks take)."""
-    return torch.full(
-        (x.shape[0],), float(k) if dtype.is_floating_point else int(k), dtype=dtype, device=x.device
-    )
+    def scale(self, sigma: float) -> float:
+        """``alpha`` at ``sigma``: the factor from the ``x / alpha`` scale to the path's own."""
+        return self.path.scale_at(sigma)

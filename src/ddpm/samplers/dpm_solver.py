@@ -7,7 +7,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 
@@ -28,7 +28,7 @@ def multistep_order(order: Order, steps: int, third_from: int) -> int:
 def dpm_solver(
     denoiser: Denoiser,
     x_T: Tensor,
-    ks: Tensor,
+    sigmas: Tensor,
     *,
     generator=None,
     callback: StepCallback | None = None,
@@ -36,52 +36,48 @@ def dpm_solver(
     lower_order_final: bool = False,
 ) -> Tensor:
     """DPM-Solver++(``order``)M: the exact solution of the probability-flow ODE in data-prediction
-    form (Lu et al. 2022b, eq. 9),
+    form (Lu et al. 2022b, eq. 9), on the ``x / alpha`` scale (``alpha = 1``, ``sigma`` the level,
+    ``lambda = -log sigma``),
 
         x_t = (sigma_t / sigma_s) x_s + sigma_t * int_{lambda_s}^{lambda_t} e^lambda x0(lambda) dlambda,
 
     with ``x0(lambda)`` replaced by the polynomial through the last ``order`` data predictions
     (multistep, one network call per step), integrated exactly:
 
-        x_t = (sigma_t/sigma_s) x_s - alpha_t phi1 m0 + alpha_t h phi2 p'(0) - 2 alpha_t h^2 phi3 c2,
+        x_t = (sigma_t/sigma_s) x_s - phi1 m0 + h phi2 p'(0) - 2 h^2 phi3 c2,
 
     ``phi1 = e^{-h} - 1``, ``phi2 = phi1/h + 1``, ``phi3 = phi2/h - 1/2``, ``h = lambda_t - lambda_s``,
     ``p'(0)`` and ``c2`` the polynomial's slope and quadratic coefficient in ``lambda`` from
     divided differences. Orders 1-3 (order 1 is DDIM), or ``"auto"``: 3 from
     :data:`THIRD_ORDER_FROM` steps, 2 below (:func:`multistep_order`). The first steps use the
     order the history allows; with ``lower_order_final`` the order also drops as the list runs
-    out (the paper's recipe for < 15 steps). The step after ``k = 0`` goes to ``alpha_bar = 1``
-    and returns the last data prediction. Deterministic: ``generator`` is unused.
+    out (the paper's recipe for < 15 steps). The step to level 0 returns the last data
+    prediction. Deterministic: ``generator`` is unused.
     """
     check_arguments(dpm_solver, {"order": order, "lower_order_final": lower_order_final})
-    abar = denoiser.schedule.alphas_cumprod
-    lam = denoiser.schedule.log_snr
-    order = multistep_order(order, len(ks), THIRD_ORDER_FROM)
+    n = len(sigmas) - 1
+    order = multistep_order(order, n, THIRD_ORDER_FROM)
     x = x_T
     hist_m: list[Tensor] = []
     hist_lam: list[float] = []
-    n = len(ks)
     for i in range(n):
-        k = int(ks[i])
-        x0 = denoiser(x, batch_k(k, x)).x0
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoiser(x, s).x0
         hist_m.insert(0, x0)
-        hist_lam.insert(0, lam[k].item())
+        hist_lam.insert(0, -math.log(s))
         del hist_m[3:], hist_lam[3:]
-        if i == n - 1:
+        if s_next == 0:
             x = x0
             if callback is not None:
-                callback(i, k, x, x0)
+                callback(i, s_next, x, x0)
             break
-        kt = int(ks[i + 1])
-        lam_s, lam_t = hist_lam[0], lam[kt].item()
+        lam_s, lam_t = hist_lam[0], -math.log(s_next)
         h = lam_t - lam_s
-        alpha_t, sigma_t = math.sqrt(abar[kt].item()), math.sqrt(1 - abar[kt].item())
-        sigma_s = math.sqrt(1 - abar[k].item())
         o = min(order, len(hist_m))
         if lower_order_final:
             o = min(o, n - 1 - i)
         phi1 = math.expm1(-h)
-        x = (sigma_t / sigma_s) * x - alpha_t * phi1 * hist_m[0]
+        x = (s_next / s) * x - phi1 * hist_m[0]
         if o >= 2:
             phi2 = phi1 / h + 1.0
             h0 = lam_s - hist_lam[1]
@@ -93,8 +89,8 @@ def dpm_solver(
                 d12 = (hist_m[1] - hist_m[2]) / h1
                 c2 = (d01 - d12) / (h0 + h1)
                 slope = d01 + c2 * h0
-                x = x - 2.0 * alpha_t * h * h * phi3 * c2
-            x = x + alpha_t * h * phi2 * slope
+                x = x - 2.0 * h * h * phi3 * c2
+            x = x + h * phi2 * slope
         if callback is not None:
-            callback(i, k, x, x0)
+            callback(i, s_next, x, x0)
     return x

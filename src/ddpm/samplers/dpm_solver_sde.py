@@ -55,7 +55,7 @@ from torch import Tensor
 
 from ddpm.checks import NON_NEGATIVE
 from ddpm.random import Generator, randn
-from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 
@@ -84,7 +84,7 @@ def sde_noise_std(h: float, sigma_t: float, eta: float) -> float:
 def dpm_solver_sde(
     denoiser: Denoiser,
     x_T: Tensor,
-    ks: Tensor,
+    sigmas: Tensor,
     *,
     generator: Generator = None,
     callback: StepCallback | None = None,
@@ -94,7 +94,7 @@ def dpm_solver_sde(
     lower_order_final: bool = False,
     corrector: bool = True,
 ) -> Tensor:
-    """DPM-Solver++(2M) SDE: one network call per entry of ``ks`` (``nfe = steps``), the data
+    """DPM-Solver++(2M) SDE: one network call per step (``nfe = steps``), the data
     prediction made linear in ``lambda`` through the last two (the first step, and with
     ``lower_order_final`` the last step into ``k = 0``, use it constant), integrated exactly
     together with the linear part and the noise (see the module docstring; ``solver_type``
@@ -103,43 +103,38 @@ def dpm_solver_sde(
 
     ``eta = 1`` is the reverse SDE, ``eta = 0`` the ODE solver DPM-Solver++(2M); ``s_noise``
     scales the injected noise (1 keeps the marginals; Karras et al.'s ``S_noise`` > 1 offsets a
-    network's loss of detail). The step after ``k = 0`` goes to ``alpha_bar = 1`` and returns the
-    last data prediction (no noise at ``sigma = 0``). Noise only from ``generator`` (one per
+    network's loss of detail). The step to level 0 returns the last data prediction (no noise
+    there). Noise only from ``generator`` (one per
     sample for batch-size invariance).
     """
     options = dict(eta=eta, s_noise=s_noise, solver_type=solver_type)
     flags = {"lower_order_final": lower_order_final, "corrector": corrector}
     check_arguments(dpm_solver_sde, options | flags)
-    abar = denoiser.schedule.alphas_cumprod
-    lam = denoiser.schedule.log_snr
-    n = len(ks)
+    n = len(sigmas) - 1
     x = x_T
     previous: tuple[float, Tensor] | None = None  # (lambda, x0) at the previous entry
-    pending: tuple[float, Tensor | float] | None = None  # the last step's alpha_t w, slope term
+    pending: tuple[float, Tensor | float] | None = None  # the last step's weight, slope term
     for i in range(n):
-        k = int(ks[i])
-        x0 = denoiser(x, batch_k(k, x)).x0
-        if i == n - 1:
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        x0 = denoiser(x, s).x0
+        if s_next == 0:
             x = x0
         else:
             if corrector and pending is not None:  # the last step again, x0 linear to this x0
                 weight, slope_term = pending
                 x = x + weight * (x0 - previous[1]) - slope_term
-            k_next = int(ks[i + 1])
-            lam_s, lam_t = lam[k].item(), lam[k_next].item()
+            lam_s, lam_t = -math.log(s), -math.log(s_next)
             h = lam_t - lam_s
-            a_s, a_t = abar[k].item(), abar[k_next].item()
-            sigma_t = math.sqrt(1.0 - a_t)
-            x = sde_step(x, x0, h, math.sqrt(a_t), sigma_t, math.sqrt(1.0 - a_s), eta)
-            weight = math.sqrt(a_t) * slope_weight((1.0 + eta) * h, solver_type)
+            x = sde_step(x, x0, h, 1.0, s_next, s, eta)  # alpha = 1 on the x / alpha scale
+            weight = slope_weight((1.0 + eta) * h, solver_type)
             second = previous is not None and not (lower_order_final and i == n - 2)
             slope_term = weight * h * (x0 - previous[1]) / (lam_s - previous[0]) if second else 0.0
-            std = s_noise * sde_noise_std(h, sigma_t, eta)
+            std = s_noise * sde_noise_std(h, s_next, eta)
             if std > 0:
                 x = x + std * randn(x.shape, generator, x.device, x.dtype)
             x = x + slope_term
             pending = (weight, slope_term)
             previous = (lam_s, x0)
         if callback is not None:
-            callback(i, k, x, x0)
+            callback(i, s_next, x, x0)
     return x

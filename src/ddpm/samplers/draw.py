@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ddpm.paths import Path, as_path
 from ddpm.random import randn, sample_generators
 from ddpm.samplers.denoiser import Denoiser, ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
@@ -20,8 +21,8 @@ DenoiserFactory = Callable[[Tensor | None], Denoiser]
 
 def network_denoiser(
     net: nn.Module,
-    schedule: Schedule,
-    prediction: str = "eps",
+    path: Path | Schedule,
+    prediction: str = "auto",
     *,
     conditional: bool = False,
     learned: bool = False,
@@ -30,18 +31,20 @@ def network_denoiser(
     guidance_scale: float = 1.0,
     analytic_gamma: Tensor | None = None,
     channels_last: bool = False,
+    quantize: bool = True,
 ) -> DenoiserFactory:
-    """``labels -> Denoiser`` for a network of the seam ``net(x, k)`` (unconditional) or
-    ``net(x, k, y)`` (``conditional``; ``y = -1`` is the null label). With labels and
-    ``guidance_scale != 1`` the unconditional prediction is mixed in (classifier-free guidance).
-    ``variance`` defaults to the network's own: ``learned_range`` when it is ``learned``, else
-    ``fixed_small``.
+    """``labels -> Denoiser`` for a network of the seam ``net(x, c_noise)`` (unconditional) or
+    ``net(x, c_noise, y)`` (``conditional``; ``y = -1`` is the null label) trained on ``path``.
+    With labels and ``guidance_scale != 1`` the unconditional prediction is mixed in
+    (classifier-free guidance). ``variance`` defaults to the network's own: ``learned_range``
+    when it is ``learned``, else ``fixed_small``.
 
     ``channels_last`` hands the network its images in channels-last memory format (the same
     values; only the layout of the convolutions changes). On CPU (oneDNN) that measured ~20%
     faster for inference of the Ho et al. CIFAR-10 UNet (794 vs 976 ms, batch 8) and no faster for
     the 8x8 digits UNet (``benchmarks/unet_step.py``, README); on GPUs it is unmeasured."""
     variance = variance or ("learned_range" if learned else "fixed_small")
+    path = as_path(path)
     if channels_last:
         net = _channels_last_inputs(net)
 
@@ -50,17 +53,18 @@ def network_denoiser(
 
     def make(y: Tensor | None) -> Denoiser:
         if not conditional:
-            net_fn = lambda x, k: net(x, k)  # noqa: E731
+            net_fn = lambda x, c: net(x, c)  # noqa: E731
         elif y is None:
-            net_fn = lambda x, k: net(x, k, null(x))  # noqa: E731
+            net_fn = lambda x, c: net(x, c, null(x))  # noqa: E731
         else:
-            net_fn = lambda x, k: net(x, k, y)  # noqa: E731
+            net_fn = lambda x, c: net(x, c, y)  # noqa: E731
         guidance = None
         if conditional and y is not None and guidance_scale != 1.0:
-            guidance = (guidance_scale, lambda x, k: net(x, k, null(x)))
+            guidance = (guidance_scale, lambda x, c: net(x, c, null(x)))
         return Denoiser(
-            net_fn, schedule, prediction, clip_x0, variance, guidance, analytic_gamma, learned
-        )
+            net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, learned,
+            quantize,
+        )  # fmt: skip
 
     return make
 
@@ -101,13 +105,14 @@ def draw_samples(
     for b, start in enumerate(progress(starts) if progress else starts):
         idx = indices[start : start + batch_size]
         gens = sample_generators(seed, idx)
-        x_T = randn((len(idx), *shape), gens, device)
         y = labels[start : start + batch_size].to(device) if labels is not None else None
         denoiser = make_denoiser(y)
+        sigmas = spec.step_list(denoiser.path, denoiser.quantize_levels)
+        x_T = randn((len(idx), *shape), gens, device) * denoiser.path.prior_scale(float(sigmas[0]))
         callback = None
         if trajectory_frames and b == 0:
-            traj = callback = Trajectory(spec.step_list(denoiser.schedule), x_T, trajectory_frames)
-        x0 = spec(denoiser, x_T, generator=gens, callback=callback)
+            traj = callback = Trajectory(sigmas, x_T, denoiser.path, trajectory_frames)
+        x0 = spec(denoiser, x_T, generator=gens, callback=callback, sigmas=sigmas)
         out.append(x0.float().cpu())
         nfe = denoiser.nfe
     x = torch.cat(out) if out else torch.zeros((0, *shape))

@@ -1,6 +1,5 @@
 """Heun's 2nd-order method in sigma space with optional churn (Karras et al. 2022, Algorithms 1
-and 2). The sigma-space conventions and the churn on trained indices are those of
-:mod:`ddpm.samplers.karras`."""
+and 2). The conventions and the churn are those of :mod:`ddpm.samplers.karras`."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from ddpm.targets import check_arguments
 def heun(
     denoiser: Denoiser,
     x_T: Tensor,
-    ks: Tensor,
+    sigmas: Tensor,
     *,
     generator: Generator = None,
     callback: StepCallback | None = None,
@@ -31,14 +30,14 @@ def heun(
 ) -> Tensor:
     """Karras et al. Algorithm 1 (deterministic, ``s_churn = 0``) or 2 (stochastic): an Euler
     step from ``sigma_i`` to ``sigma_{i+1}`` corrected by the trapezoidal rule with the slope at
-    ``sigma_{i+1}`` (a second network call at the next index of ``ks``); the last step, to
+    ``sigma_{i+1}`` (a second network call at the next level); the last step, to
     ``sigma = 0``, is a plain Euler step (the slope there is undefined), so
     ``nfe = 2 * steps - 1``. Second order in the step size.
 
     Churn (``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``) is as in
-    :func:`ddpm.samplers.euler.euler`: the noise level is raised to a trained index before each
-    step in ``[s_tmin, s_tmax]``, with ``gamma = min(s_churn / N, sqrt(2) - 1)``.
+    :func:`ddpm.samplers.euler.euler`: the noise level is raised before each step in
+    ``[s_tmin, s_tmax]``, with ``gamma = min(s_churn / N, sqrt(2) - 1)``.
     """
     options = dict(s_churn=s_churn, s_tmin=s_tmin, s_tmax=s_tmax, s_noise=s_noise)
     check_arguments(heun, options)
-    return karras_sample(denoiser, x_T, ks, generator, callback, second_order=True, **options)
+    return karras_sample(denoiser, x_T, sigmas, generator, callback, second_order=True, **options)

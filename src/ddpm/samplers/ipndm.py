@@ -1,17 +1,14 @@
 """Improved pseudo linear multistep (iPNDM; Zhang & Chen 2023, "Fast sampling of diffusion models
 with exponential integrator", the DEIS paper): Adams-Bashforth on the noise prediction with the
-constant-step coefficients, in sigma space. The sigma-space conventions are those of
-:mod:`ddpm.samplers.karras`."""
+constant-step coefficients, in noise levels (the conventions of :mod:`ddpm.samplers.karras`)."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from torch import Tensor
 
-from ddpm.samplers.denoiser import Denoiser, batch_k
-from ddpm.samplers.karras import ve_sigma
+from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
 
@@ -38,16 +35,17 @@ def adams_bashforth(history: list[Tensor]) -> Tensor:
 def ipndm(
     denoiser: Denoiser,
     x_T: Tensor,
-    ks: Tensor,
+    sigmas: Tensor,
     *,
     generator=None,
     callback: StepCallback | None = None,
     order: Order = 3,
 ) -> Tensor:
-    """iPNDM: the probability-flow ODE ``dx_ve / dsigma = eps(x_ve; sigma)`` (Karras et al. 2022,
-    eq. 1 with ``sigma(t) = t``; Song et al.'s DDIM ODE, their eq. 14) stepped as
+    """iPNDM: the probability-flow ODE ``dx / dsigma = eps(x; sigma)`` on the ``x / alpha`` scale
+    (Karras et al. 2022, eq. 1 with ``sigma(t) = t``; Song et al.'s DDIM ODE, their eq. 14)
+    stepped as
 
-        x_ve' = x_ve + (sigma' - sigma) sum_j b_j eps_{i-j},
+        x' = x + (sigma' - sigma) sum_j b_j eps_{i-j},
 
     ``b`` the Adams-Bashforth weights of ``order`` for a *constant* step, whatever the step list
     (the linear multistep of Liu et al. 2022's PNDM, with Zhang & Chen's warm start: the first
@@ -66,24 +64,21 @@ def ipndm(
     (the polynomial through past ``(sigma, eps)``) measured worse there at 10 calls (3.6-6x) and
     at 5 on two data (9x, 60x; level on the mixture): a one-off comparison, not kept.
 
-    The last entry of ``ks`` returns the denoiser's ``x0`` there (every sampler's last step).
+    The step to level 0 returns the denoiser's ``x0`` (every sampler's last step).
     Deterministic: ``generator`` is unused.
     """
     check_arguments(ipndm, {"order": order})
-    log_snr = denoiser.schedule.log_snr
-    sigmas = [ve_sigma(log_snr, int(k)) for k in ks]
-    x = x_T  # the VP state; the step is taken on x_ve = x sqrt(1 + sigma^2) = x / sqrt(abar)
     history: list[Tensor] = []
-    for i, k in enumerate(ks.tolist()):
-        out = denoiser(x, batch_k(k, x))
-        if i == len(ks) - 1:
+    x = x_T
+    for i in range(len(sigmas) - 1):
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        out = denoiser(x, s)
+        if s_next == 0:
             if callback is not None:
-                callback(i, k, out.x0, out.x0)
+                callback(i, s_next, out.x0, out.x0)
             return out.x0
         history = [out.eps, *history][:order]
-        x_ve = x * math.sqrt(1.0 + sigmas[i] ** 2)
-        x_ve = x_ve + (sigmas[i + 1] - sigmas[i]) * adams_bashforth(history)
-        x = x_ve / math.sqrt(1.0 + sigmas[i + 1] ** 2)
+        x = x + (s_next - s) * adams_bashforth(history)
         if callback is not None:
-            callback(i, k, x, out.x0)
-    raise ValueError("ipndm needs a non-empty step list")
+            callback(i, s_next, x, out.x0)
+    raise ValueError("ipndm needs a step list that ends at level 0")

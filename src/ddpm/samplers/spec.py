@@ -3,9 +3,9 @@ own keyword options. ``conf/sampler/NAME.yaml`` is exactly this, with ``_target_
 function; the Python facade :func:`ddpm.samplers.sample` reads the same files
 (:func:`builtin_sampler`), so both share one set of defaults.
 
-Every sampler has one signature (CONTRACT.md, "Extending")::
+Every sampler has one signature (README, "Extending")::
 
-    fn(denoiser, x_T, ks, *, generator=None, callback=None, **options) -> x_0
+    fn(denoiser, x_T, sigmas, *, generator=None, callback=None, **options) -> x_0
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ddpm.checks import ConfigError, check_value
-from ddpm.paths import conf_dir, read_yaml
-from ddpm.samplers.steps import SPACINGS, Spacing, timesteps
-from ddpm.schedule import Schedule
+from ddpm.files import conf_dir, read_yaml
+from ddpm.paths import Path
+from ddpm.samplers.steps import SPACINGS, Spacing, adaptive_levels, step_levels
 from ddpm.targets import check_call, locate
 
-SAMPLER_ARGS = ("denoiser", "x_T", "ks", "generator", "callback")
-StepCallback = Callable[[int, int, Tensor, Tensor], None]
+SAMPLER_ARGS = ("denoiser", "x_T", "sigmas", "generator", "callback")
+StepCallback = Callable[[int, float, Tensor, Tensor], None]
 
 
 def function_path(fn: Callable) -> str:
@@ -33,24 +32,31 @@ def function_path(fn: Callable) -> str:
 
 
 def check_sampler_function(fn: Callable, key: str = "sampler._target_") -> None:
-    """A sampler takes ``(denoiser, x_T, ks, *, generator, callback, **options)``."""
+    """A sampler takes ``(denoiser, x_T, sigmas, *, generator, callback, **options)``."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         raise ConfigError(f"{key}={fn!r} is not a function") from None
     missing = [a for a in SAMPLER_ARGS if a not in params]
+    if missing == ["sigmas"] and "ks" in params:
+        raise ConfigError(
+            f"{key}={function_path(fn)} takes a step list of indices (ks): samplers now take "
+            f"noise levels, fn(denoiser, x_T, sigmas, ...), and call denoiser(x, sigma); see the "
+            f"migration note in README.md, Extending"
+        )
     if missing:
         raise ConfigError(
             f"{key}={function_path(fn)} is not a sampler: it must take "
-            f"(denoiser, x_T, ks, *, generator=None, callback=None, **options); "
+            f"(denoiser, x_T, sigmas, *, generator=None, callback=None, **options); "
             f"missing {', '.join(missing)}"
         )
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """``fn`` with ``steps`` (``None``: every step of the schedule, or an adaptive solver's
-    endpoints) over the ``spacing`` step list, and ``options`` (the function's own keywords)."""
+    """``fn`` with ``steps`` network calls (``None``: an adaptive solver, given the ends of the
+    path's range) over the ``spacing`` step list, and ``options`` (the function's own
+    keywords)."""
 
     fn: Callable
     steps: int | None = None
@@ -85,7 +91,7 @@ class SamplerSpec:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], key: str = "sampler") -> SamplerSpec:
         """From a sampler config node: ``_target_``, ``steps``, ``spacing`` and the options; a node
-        without ``steps`` is an adaptive solver (it gets the ends of the schedule)."""
+        without ``steps`` is an adaptive solver (it gets the ends of the path's range)."""
         config = dict(config)
         if "_target_" not in config:
             raise ConfigError(
@@ -99,12 +105,6 @@ class SamplerSpec:
         spacing = config.pop("spacing", "uniform")
         name = target.rsplit(".", 1)[-1]
         return cls.create(fn, steps, spacing, config, name=name, adaptive=adaptive, key=key)
-
-    def to_config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"_target_": function_path(self.fn)}
-        if not self.adaptive:
-            out.update(steps=self.steps, spacing=self.spacing)
-        return out | dict(self.options)
 
     def updated(self, key: str = "sampler", **changes) -> SamplerSpec:
         """A copy with ``steps``, ``spacing`` or options changed (``None`` keeps a value),
@@ -124,19 +124,29 @@ class SamplerSpec:
             key=key,
         )
 
-    def check_steps(self, num_timesteps: int, key: str = "sampler") -> None:
-        if self.steps is not None and not 1 <= self.steps <= num_timesteps:
+    def check_steps(self, path: Path, quantize: bool = True, key: str = "sampler") -> None:
+        """``steps`` fits the path: a discrete chain has at most ``T`` trained levels to visit
+        (``null``: all of them); a continuous path needs a number."""
+        if self.adaptive:
+            return
+        if self.steps is None and not path.discrete:
+            raise ConfigError(
+                f"{key}.steps=null walks every trained level of path=ddpm; path={path.name} is "
+                f"continuous: give {key}.steps a number"
+            )
+        if self.steps is not None and path.discrete and quantize and self.steps > path.max_steps:
             raise ConfigError(
                 f"{key}.steps={self.steps} is not valid; it must be an integer in "
-                f"[1, {num_timesteps}] (schedule.num_timesteps of the model)"
+                f"[1, {path.max_steps}] (schedule.num_timesteps of the model)"
             )
 
-    def step_list(self, schedule: Schedule) -> Tensor:
-        """The descending code indices the sampler visits, ending at 0."""
-        T = schedule.num_timesteps
+    def step_list(self, path: Path, quantize: bool = True) -> Tensor:
+        """The descending noise levels the sampler visits, ending at 0 (:mod:`.steps`)."""
         if self.adaptive:
-            return torch.tensor([T - 1, 0]) if T > 1 else torch.tensor([0])
-        return timesteps(schedule, T if self.steps is None else self.steps, self.spacing)
+            return adaptive_levels(path)
+        self.check_steps(path, quantize)
+        steps = path.max_steps if self.steps is None else self.steps
+        return step_levels(path, steps, self.spacing, quantize)
 
     def __call__(
         self,
@@ -144,9 +154,13 @@ class SamplerSpec:
         x_T: Tensor,
         generator=None,
         callback: StepCallback | None = None,
+        sigmas: Tensor | None = None,
     ) -> Tensor:
-        ks = self.step_list(denoiser.schedule)
-        return self.fn(denoiser, x_T, ks, generator=generator, callback=callback, **self.options)
+        if sigmas is None:
+            sigmas = self.step_list(denoiser.path, denoiser.quantize_levels)
+        return self.fn(
+            denoiser, x_T, sigmas, generator=generator, callback=callback, **self.options
+        )
 
 
 def builtin_sampler(name: str) -> SamplerSpec:

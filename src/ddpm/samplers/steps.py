@@ -1,9 +1,15 @@
-"""Step lists: which code indices of the training schedule a sampler visits.
+"""Step lists: the noise levels a sampler visits.
 
-A step list is a 1-D LongTensor, strictly decreasing, of length ``steps``, ending at ``k = 0``
-(for ``steps >= 2``). It is plain data: print it, pass it to any sampler. The previous timestep is
-always the next entry of the list, never recomputed as ``k - T // steps`` (the diffusers DDIM
-off-by-one).
+A step list is a float64 tensor of ``steps + 1`` noise levels (``sigma / alpha``, the
+denoiser's ``sigma``), strictly decreasing from the path's ``sigma_max`` region and ending at
+``0``: the network is called at the first ``steps`` levels, the last step goes to the data. It is
+plain data: print it, pass it to any sampler, on any path. The next level is always the next
+entry of the list, never recomputed as ``k - T // steps`` (the diffusers DDIM off-by-one).
+
+Spacings are stated in the path's own time ``t`` (uniform, leading, trailing, quadratic) or in the
+level itself (logsnr, karras), so they mean the same on every path; on the discrete chain the time
+is the trained index, and with ``quantize`` the level-based lists are rounded to trained indices
+too (:func:`timesteps`, the chain's integer lists).
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from ddpm.paths import Path
 from ddpm.schedule import Schedule, k_at_log_snr
 
 Spacing = Literal["uniform", "linspace", "leading", "trailing", "quadratic", "logsnr", "karras"]
 SPACINGS: tuple[str, ...] = get_args(Spacing)
+LEVEL_SPACINGS = ("logsnr", "karras")
 
 
 def _strictly_increasing(ks: Tensor) -> Tensor:
@@ -36,17 +44,43 @@ def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, rho: float = 7
     return (hi + ramp * (lo - hi)) ** rho
 
 
+def level_spacing(sigma_min: float, sigma_max: float, steps: int, spacing: str) -> Tensor:
+    """``steps`` descending levels: uniform in ``log sigma`` (``logsnr``: uniform in
+    ``lambda = -log sigma``, DPM-Solver's recommended spacing) or Karras et al.'s rho = 7."""
+    if spacing == "logsnr":
+        lo, hi = math.log(sigma_min), math.log(sigma_max)
+        return torch.linspace(hi, lo, steps, dtype=torch.float64).exp()
+    return karras_sigmas(sigma_min, sigma_max, steps)
+
+
+def time_spacing(t_min: float, t_max: float, steps: int, spacing: str) -> Tensor:
+    """``steps`` descending times of a continuous path: ``uniform`` (= ``linspace``) from
+    ``t_max`` to ``t_min``; ``leading`` ``t_min + j (t_max - t_min) / steps`` (below ``t_max``,
+    as the DDIM paper's); ``trailing`` ``t_max - j (t_max - t_min) / steps`` (Lin et al. 2024:
+    the uniform Euler grid of flow matching); ``quadratic`` in the step number (DDIM paper)."""
+    j = torch.arange(steps, dtype=torch.float64)
+    span = t_max - t_min
+    if spacing in ("uniform", "linspace"):
+        t = torch.linspace(t_min, t_max, steps, dtype=torch.float64)
+    elif spacing == "leading":
+        t = t_min + j * span / steps
+    elif spacing == "trailing":
+        t = t_max - (steps - 1 - j) * span / steps
+    else:  # quadratic
+        t = t_min + (j / (steps - 1)) ** 2 * span
+    return t.flip(0)
+
+
 def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "uniform") -> Tensor:
-    """The descending step list of ``steps`` code indices into ``schedule``.
+    """The descending list of ``steps`` trained indices of a discrete chain (``k = 0 .. T-1``).
 
     * ``uniform`` (= ``linspace``): evenly spaced from ``T-1`` to ``0``, rounded;
     * ``leading``: ``0, c, 2c, ...`` with ``c = T // steps`` (DDIM paper; starts below ``T-1``);
     * ``trailing``: ``T-1, T-1-T/steps, ...`` (Lin et al. 2024), its last entry moved to ``0``;
     * ``quadratic``: quadratic in the step number (DDIM paper, for CIFAR-10);
-    * ``logsnr``: uniform in ``lambda = log(alpha/sigma)`` (DPM-Solver's recommended spacing);
-    * ``karras``: Karras et al.'s rho = 7 list in ``sigma = sqrt((1 - abar) / abar) = e^-lambda``
-      from ``sigma(T-1)`` to ``sigma(0)``, each rounded to the trained index of nearest log-sigma,
-      so the network is only evaluated at times it was trained on.
+    * ``logsnr``: uniform in ``lambda = log(alpha/sigma)``, rounded to trained indices;
+    * ``karras``: Karras et al.'s rho = 7 list from ``sigma(T-1)`` to ``sigma(0)``, each rounded
+      to the trained index of nearest log-sigma.
 
     Rounding can give the same index twice; duplicates are pushed up by one (at most ``steps``
     distinct indices exist, so every list has exactly ``steps`` entries).
@@ -81,3 +115,30 @@ def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "uniform") -> T
     if ks[-1] > T - 1:  # pushed past the end: shift the tail back down
         ks = torch.minimum(ks, torch.arange(T - steps, T))
     return ks.flip(0)
+
+
+def step_levels(path: Path, steps: int, spacing: Spacing = "uniform", quantize: bool = True):
+    """The step list of ``steps`` network calls on ``path``: ``steps`` descending levels, then 0.
+
+    On a discrete path the levels are those of :func:`timesteps`' trained indices; without
+    ``quantize`` the level-based spacings (logsnr, karras) keep their exact levels."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if path.discrete and (quantize or spacing not in LEVEL_SPACINGS):
+        levels = path.noise_level(timesteps(path.schedule, steps, spacing))
+    elif steps == 1:
+        levels = torch.tensor([path.sigma_max], dtype=torch.float64)
+    elif spacing in LEVEL_SPACINGS:
+        levels = level_spacing(path.sigma_min, path.sigma_max, steps, spacing)
+    else:
+        times = time_spacing(path.t_min, path.t_max, steps, spacing)
+        levels = path.noise_level(times)
+    return torch.cat([levels.double(), torch.zeros(1, dtype=torch.float64)])
+
+
+def adaptive_levels(path: Path) -> Tensor:
+    """An adaptive solver's list: its ends ``[sigma_max, sigma_min, 0]``; it picks its own
+    steps in between."""
+    return torch.tensor([path.sigma_max, path.sigma_min, 0.0], dtype=torch.float64)

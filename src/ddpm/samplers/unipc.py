@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ddpm.samplers.denoiser import Denoiser, batch_k
+from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.dpm_solver import Order, multistep_order
 from ddpm.samplers.spec import StepCallback
 from ddpm.targets import check_arguments
@@ -97,7 +97,7 @@ def exponential_step(
 def unipc(
     denoiser: Denoiser,
     x_T: Tensor,
-    ks: Tensor,
+    sigmas: Tensor,
     *,
     generator=None,
     callback: StepCallback | None = None,
@@ -106,51 +106,47 @@ def unipc(
     lower_order_final: bool = False,
     final_corrector: bool = True,
 ) -> Tensor:
-    """UniPC-``order``: at each entry of ``ks`` one network call at the predicted state ``x~``,
-    then UniC corrects the state with it and UniP-``order`` predicts the next (orders 1-3: the
-    predictor's order; with the corrector the method is of order ``order + 1``, Zhao et al.
-    Theorem 3.1; ``"auto"``: 3 from :data:`THIRD_ORDER_FROM` steps, 2 below, see
-    :func:`ddpm.samplers.dpm_solver.multistep_order`). One network call per entry:
-    ``nfe = steps``. The first steps use the order the history allows; with
-    ``lower_order_final`` the order also drops as the list runs out (as in
+    """UniPC-``order`` on the ``x / alpha`` scale (``alpha = 1``, ``sigma`` the level): at each
+    level one network call at the predicted state ``x~``, then UniC corrects the state with it
+    and UniP-``order`` predicts the next (orders 1-3: the predictor's order; with the corrector
+    the method is of order ``order + 1``, Zhao et al. Theorem 3.1; ``"auto"``: 3 from
+    :data:`THIRD_ORDER_FROM` steps, 2 below, see :func:`ddpm.samplers.dpm_solver.multistep_order`).
+    One network call per step: ``nfe = steps``. The first steps use the order the history
+    allows; with ``lower_order_final`` the order also drops as the list runs out (as in
     :func:`ddpm.samplers.dpm_solver.dpm_solver`).
 
-    The step after ``k = 0`` goes to ``alpha_bar = 1``. Its data-prediction form returns
-    ``x0(x~_0)`` and would waste the last correction; with ``final_corrector`` it is taken in
-    noise-prediction form from the corrected state ``x_0`` with the noise estimate at ``x~_0``,
-    ``(x_0 - sigma_0 eps(x~_0)) / alpha_0 = x0(x~_0) + (x_0 - x~_0) / alpha_0``, still one
-    first-order step and no extra network call. Deterministic: ``generator`` is unused.
+    The step to level 0 in data-prediction form returns ``x0(x~_0)`` and would waste the last
+    correction; with ``final_corrector`` it is taken in noise-prediction form from the corrected
+    state ``x_0`` with the noise estimate at ``x~_0``, ``x_0 - sigma_0 eps(x~_0) = x0(x~_0) +
+    (x_0 - x~_0)``, still one first-order step and no extra network call. Deterministic:
+    ``generator`` is unused.
     """
     options = dict(order=order, variant=variant, lower_order_final=lower_order_final)
     check_arguments(unipc, options | {"final_corrector": final_corrector})
-    abar = denoiser.schedule.alphas_cumprod
-    lam = denoiser.schedule.log_snr
-    order = multistep_order(order, len(ks), THIRD_ORDER_FROM)
+    n = len(sigmas) - 1
+    order = multistep_order(order, n, THIRD_ORDER_FROM)
 
-    def ode_step(x_s: Tensor, k_s: int, m_s: Tensor, points, k_t: int) -> Tensor:
-        a_s, a_t = abar[k_s].item(), abar[k_t].item()
-        ratio = math.sqrt((1.0 - a_t) / (1.0 - a_s))  # sigma_t / sigma_s
-        return exponential_step(
-            x_s, m_s, points, lam[k_s].item(), lam[k_t].item(), math.sqrt(a_t), ratio, variant
-        )
+    def ode_step(x_s: Tensor, s_from: float, m_s: Tensor, points, s_to: float) -> Tensor:
+        lam_s, lam_t = -math.log(s_from), -math.log(s_to)
+        return exponential_step(x_s, m_s, points, lam_s, lam_t, 1.0, s_to / s_from, variant)
 
-    n = len(ks)
     x = x_T
-    history: list[tuple[int, float, Tensor]] = []  # (k, lambda, x0) of the last nodes, newest first
+    history: list[tuple[float, float, Tensor]] = []  # (sigma, lambda, x0), newest first
     x_from, used = x_T, 1  # the corrected state the last prediction started from, and its order
     for i in range(n):
-        k = int(ks[i])
-        x0 = denoiser(x, batch_k(k, x)).x0
-        if history and (i < n - 1 or final_corrector):  # UniC-`used`: the new point at r = 1
-            k_s, _, m_s = history[0]
-            points = [(lam_m, m) for _, lam_m, m in history[1:used]] + [(lam[k].item(), x0)]
-            x_c = ode_step(x_from, k_s, m_s, points, k)
-            if i == n - 1:  # the final jump in noise-prediction form, from the corrected state
-                x0 = x0 + (x_c - x) / math.sqrt(abar[k].item())
+        s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        lam = -math.log(s)
+        x0 = denoiser(x, s).x0
+        if history and (s_next > 0 or final_corrector):  # UniC-`used`: the new point at r = 1
+            s_s, _, m_s = history[0]
+            points = [(lam_m, m) for _, lam_m, m in history[1:used]] + [(lam, x0)]
+            x_c = ode_step(x_from, s_s, m_s, points, s)
+            if s_next == 0:  # the final jump in noise-prediction form, from the corrected state
+                x0 = x0 + (x_c - x)
             x = x_c
-        history.insert(0, (k, lam[k].item(), x0))
+        history.insert(0, (s, lam, x0))
         del history[order:]
-        if i == n - 1:
+        if s_next == 0:
             x = x0
         else:
             used = min(order, len(history))
@@ -158,7 +154,7 @@ def unipc(
                 used = min(used, n - 1 - i)
             x_from = x
             points = [(lam_m, m) for _, lam_m, m in history[1:used]]
-            x = ode_step(x, k, x0, points, int(ks[i + 1]))
+            x = ode_step(x, s, x0, points, s_next)
         if callback is not None:
-            callback(i, k, x, x0)
+            callback(i, s_next, x, x0)
     return x

@@ -18,14 +18,6 @@ from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
 
 
-def build_from_run_config(run_config: Mapping[str, Any] | None, key: str):
-    """Rebuild a part (``network``, ``schedule``) from the run config a checkpoint stores: what
-    ``load_from_checkpoint(path)`` needs to work with no other argument."""
-    if not run_config or key not in run_config:
-        raise ValueError(f"pass {key}= or a run_config holding '{key}' to rebuild it")
-    return Plugin.from_config(run_config[key], key).build()
-
-
 class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.
@@ -55,6 +47,11 @@ class AveragedModule(L.LightningModule):
             self.net.compile()
         self.optimizer_fn = optimizer or partial(torch.optim.Adam)
         self._ema_updates = 0
+
+    @staticmethod
+    def build_optimizer(node: Mapping[str, Any]) -> Callable:
+        """The optimizer a stored run config names (``_partial_``: it takes the parameters)."""
+        return Plugin.from_config(node, "model.optimizer").build()
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:

@@ -12,9 +12,11 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from ddpm.config import TrainConfig, network_kwargs
 from ddpm.config.wiring import check_labels
-from ddpm.data.base import DataInfo
+from ddpm.data.base import DataInfo, dataset_tensors
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.loggers import resume_options
+
+RESOLVE_EXAMPLES = 10_000  # training examples a path measures its data options on
 
 
 def build_datamodule(cfg: TrainConfig):
@@ -24,11 +26,16 @@ def build_datamodule(cfg: TrainConfig):
     return datamodule
 
 
-def run_config(cfg: TrainConfig, info: DataInfo, net_kwargs: dict[str, Any]) -> dict:
-    """What every checkpoint stores: the resolved config, the network's final arguments and a
-    description of the data (so sample.py and evaluate.py need nothing else)."""
+def run_config(
+    cfg: TrainConfig, info: DataInfo, net_kwargs: dict[str, Any], path_options: dict | None = None
+) -> dict:
+    """What every checkpoint stores: the resolved config, the network's final arguments, the
+    path's options measured on the data and a description of the data (so sample.py and
+    evaluate.py need nothing else)."""
     config = dict(cfg.raw)
     config["network"] = {"_target_": cfg.network.target, **net_kwargs}
+    if path_options:
+        config["path"] = {**config["path"], **path_options}
     config.update(
         data_shape=list(info.shape),
         data_kind=info.kind,
@@ -38,14 +45,28 @@ def run_config(cfg: TrainConfig, info: DataInfo, net_kwargs: dict[str, Any]) -> 
     return config
 
 
-def build_module(cfg: TrainConfig, info: DataInfo) -> L.LightningModule:
+def build_path(cfg: TrainConfig, datamodule) -> tuple[object | None, dict]:
+    """The run's path, with the options it measures on the training data resolved (EDM's
+    ``sigma_data: auto``); returns it and those resolved options."""
+    if cfg.path is None:
+        return None, {}
+    path = cfg.path.build()
+    resolve = getattr(path, "resolve", None)
+    if resolve is None:
+        return path, {}
+    return path, resolve(dataset_tensors(datamodule.train_set, RESOLVE_EXAMPLES)[0])
+
+
+def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
+    info = datamodule.info
     kwargs = network_kwargs(cfg.network, info, cfg.conditional, cfg.learned_variance)
     net = cfg.network.fn(**kwargs)
+    path, resolved = build_path(cfg, datamodule)
     provided = {
         "net": net,
-        "schedule": cfg.schedule.build(),
+        "path": path,
         "decoder": "discretized" if info.is_image else "gaussian",
-        "run_config": run_config(cfg, info, kwargs),
+        "run_config": run_config(cfg, info, kwargs, resolved),
     }
     return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
 

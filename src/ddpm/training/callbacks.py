@@ -11,9 +11,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from ddpm.checks import NonNegativeInt, PositiveInt, Range
+from ddpm.config import data_info
 from ddpm.config.schema import DenoiserConfig
 from ddpm.data.base import dataset_tensors
-from ddpm.diffusion import q_sample
 from ddpm.figures import save_image_grid, save_scatter, save_strip
 from ddpm.samplers import SamplerSpec
 from ddpm.training.errors import NonFiniteLossError
@@ -68,22 +68,19 @@ class SampleGrid(Callback):
             return
         self._last_step = step
         labels = None
-        if module.hparams.get("conditional") and module.hparams.run_config.get("num_classes"):
-            nc = module.hparams.run_config["num_classes"]
-            labels = torch.arange(self.num_samples, device=module.device) % nc
+        classes = data_info(module.hparams.run_config).num_classes
+        if module.hparams.get("conditional") and classes:
+            labels = torch.arange(self.num_samples, device=module.device) % classes
         x = module.generate(
             self.num_samples,
             self.seed,
             self.sampler,
             labels=labels,
-            clip_x0=self.denoiser.clip_x0,
-            variance=self.denoiser.variance,
-            channels_last=self.denoiser.channels_last,
+            options=self.denoiser.options(),
         )
         path = self.dirpath / f"step_{step:07d}.png"
         if x.ndim == 4:
-            nrow = module.hparams.run_config.get("num_classes") if labels is not None else None
-            save_image_grid(x, path, nrow=nrow)
+            save_image_grid(x, path, nrow=classes if labels is not None else None)
         else:
             save_scatter(x, path, _reference_points(trainer), title=f"step {step}")
         _log_image(trainer, "samples", path, step)
@@ -98,8 +95,9 @@ class SampleGrid(Callback):
 
 class ForwardNoisingFigure(Callback):
     """At the start of training: a few training examples at ``num_frames`` evenly spaced times
-    ``t`` of the forward process from ``t = 0`` (the data) to ``t = T`` (eq. 31), each frame
-    labelled with its ``t``, in ``dirpath/forward_noising.png`` (the seed homework's figure)."""
+    of the forward process from the data to the prior (eq. 31 on the discrete chain:
+    ``t = 0 .. T``; :meth:`ddpm.paths.Path.display_levels`), each frame labelled with its time,
+    in ``dirpath/forward_noising.png`` (the seed homework's figure)."""
 
     def __init__(
         self,
@@ -114,15 +112,15 @@ class ForwardNoisingFigure(Callback):
             return
         ds = trainer.datamodule.train_set
         n = self.num_images if ds[0][0].ndim == 3 else min(len(ds), 2000)
+        path = getattr(module, "path", None)
+        if path is None:  # a model without a forward process (model=vae)
+            return
         x0 = dataset_tensors(ds, n)[0]
-        T = module.schedule.num_timesteps
-        times = torch.linspace(0, T, self.num_frames).round().long().tolist()
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-        frames = [
-            x0 if t == 0 else q_sample(module.schedule, x0, torch.full((len(x0),), t - 1), noise)
-            for t in times
-        ]
-        save_strip(frames, self.dirpath / "forward_noising.png", [f"t={t}" for t in times])
+        levels = path.display_levels(self.num_frames)
+        frames = [x0 + level * noise for level in levels]  # on the x / alpha scale
+        frames = [f * path.scale_at(level) for f, level in zip(frames, levels)]
+        save_strip(frames, self.dirpath / "forward_noising.png", [path.describe(v) for v in levels])
 
 
 class DatasetGrid(Callback):

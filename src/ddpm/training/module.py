@@ -1,4 +1,5 @@
-"""The LightningModule: one network, its EMA copy, a schedule, a parameterization and a loss."""
+"""The LightningModule: one network, its EMA copy, a path (the formulation: forward process,
+training noise levels, loss weight, preconditioning), a prediction type and a loss."""
 
 from __future__ import annotations
 
@@ -9,43 +10,50 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Probability, Range
-from ddpm.diffusion import TrainedVariance, q_sample
-from ddpm.losses import LossType, training_losses
+from ddpm.config import ModelRecipe, data_info
+from ddpm.diffusion import TrainedVariance
+from ddpm.losses import LossType
+from ddpm.models import DiffusionModel, SamplingOptions
 from ddpm.nets.vae import VAE
-from ddpm.parameterization import Prediction
+from ddpm.paths import Path, as_path
 from ddpm.random import step_generator
-from ddpm.samplers import SamplerSpec, builtin_sampler, draw_samples, network_denoiser
+from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
-from ddpm.training.base import AveragedModule, build_from_run_config
-from ddpm.training.timestep_sampler import ImportanceSampler, TimestepSampling, UniformSampler
+from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
+from ddpm.training.base import AveragedModule
 
 LRDecay = Literal["none", "cosine"]
 EMADecay = Annotated[float, Range(0, 1, hi_open=True)]
 
 
 class DiffusionModule(AveragedModule):
-    """Trains ``net`` to denoise under ``schedule``.
+    """Trains ``net`` to denoise on ``path`` (a :class:`ddpm.paths.Path`; a
+    :class:`~ddpm.schedule.Schedule` means its discrete chain).
 
-    * ``prediction``: eps | x0 | v | mu (the seed's eq. 42); ``loss``: simple | vlb | hybrid |
-      min_snr; ``variance``: fixed_small | fixed_large | learned_range (the network then outputs
-      twice the channels).
-    * ``conditional``: labels are passed to the network, ``net(x, k, y)``, and dropped with
+    * ``prediction``: ``auto`` (the path's native target) or one of the path's: eps | x0 | v | mu
+      (the seed's eq. 42) on ddpm, eps | x0 | v | velocity on vp, velocity | x0 | eps on flow,
+      F on edm; ``loss``: simple | vlb | hybrid | min_snr; ``variance``: fixed_small |
+      fixed_large | learned_range (the network then outputs twice the channels); the losses
+      other than simple, the learned variance and importance sampling are the discrete chain's.
+    * ``conditional``: labels are passed to the network, ``net(x, c_noise, y)``, and dropped with
       ``cond_drop_prob`` so the same network is also the unconditional model (classifier-free
-      guidance); an unconditional network is called ``net(x, k)``.
+      guidance); an unconditional network is called ``net(x, c_noise)``.
     * ``timestep_sampling``: uniform, or importance (for the VLB loss).
     * ``optimizer``: a partial taking the parameters and ``lr``; ``warmup_steps`` of linear
       learning-rate warm-up; ``lr_decay``: none | cosine (to 0 at ``max_steps``).
     * ``ema_decay``/``ema_warmup``/``ema_every``: the EMA copy (``self.ema``), used for sampling.
     * ``run_config``: the run's whole resolved configuration as plain containers, saved in every
-      checkpoint: ``DiffusionModule.load_from_checkpoint(path)`` rebuilds ``net`` and
-      ``schedule`` from it, and sample.py/evaluate.py rebuild the model from the checkpoint alone.
+      checkpoint: ``DiffusionModule.load_from_checkpoint(path)`` rebuilds ``net`` and ``path``
+      from it, and sample.py/evaluate.py rebuild the model from the checkpoint alone.
     """
+
+    model_family = DiffusionModel
 
     def __init__(
         self,
         net: nn.Module | None = None,
-        schedule: Schedule | None = None,
-        prediction: Prediction = "eps",
+        path: Path | Schedule | None = None,
+        prediction: str = "auto",
         loss: LossType = "simple",
         variance: TrainedVariance = "fixed_small",
         decoder: Literal["discretized", "gaussian"] = "discretized",
@@ -68,19 +76,21 @@ class DiffusionModule(AveragedModule):
         run_config: dict | None = None,
     ) -> None:
         self.check_config({"loss": loss, "variance": variance})
-        net = net if net is not None else build_from_run_config(run_config, "network")
-        schedule = (
-            schedule if schedule is not None else build_from_run_config(run_config, "schedule")
+        if net is None or path is None:  # load_from_checkpoint(path): rebuilt from the run config
+            recipe = ModelRecipe.from_run_config(run_config or {}, "run_config")
+            net = net if net is not None else recipe.build_network()
+            path = path if path is not None else recipe.build_path()
+        path = as_path(path)
+        path.check_model(
+            {"loss": loss, "variance": variance, "timestep_sampling": timestep_sampling}
         )
         if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
-            optimizer = build_from_run_config(run_config["model"], "optimizer")
+            optimizer = self.build_optimizer(run_config["model"]["optimizer"])
         super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay)
-        self.save_hyperparameters(ignore=["net", "schedule", "optimizer"])
-        self.schedule = schedule
-        T = schedule.num_timesteps
-        self.timestep_sampler = (
-            ImportanceSampler(T) if timestep_sampling == "importance" else UniformSampler(T)
-        )
+        self.save_hyperparameters(ignore=["net", "path", "optimizer"])
+        self.path = path
+        self.prediction = path.resolve_prediction(prediction)
+        self.time_sampler = path.time_sampler(timestep_sampling)
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:
@@ -109,20 +119,17 @@ class DiffusionModule(AveragedModule):
                 f"model.loss={options.get('loss')} it would stay untrained: use model.loss=hybrid"
             )
 
-    # --- sampling -------------------------------------------------------------------------------
-    def denoiser_factory(
-        self, use_ema: bool = True, clip_x0: bool = True, variance=None, channels_last=False
-    ):
-        """``labels -> Denoiser`` over the EMA (or raw) network: what every sampler is given."""
-        return network_denoiser(
+    # --- sampling ------------------------------------------------------------------------------
+    def model(self, use_ema: bool = True) -> DiffusionModel:
+        """The EMA (or raw) network as a model that samples and scores itself."""
+        config = self.hparams.run_config or {}
+        return DiffusionModel(
             self.ema if use_ema else self.net,
-            self.schedule,
-            self.hparams.prediction,
-            conditional=self.hparams.conditional,
+            self.path,
+            data_info(config),
+            self.prediction,
             learned=self.hparams.variance == "learned_range",
-            clip_x0=clip_x0,
-            variance=variance,
-            channels_last=channels_last,
+            conditional=self.hparams.conditional,
         )
 
     @torch.no_grad()
@@ -133,26 +140,16 @@ class DiffusionModule(AveragedModule):
         sampler: SamplerSpec | None = None,
         use_ema: bool = True,
         labels: Tensor | None = None,
-        clip_x0: bool = True,
-        variance=None,
-        channels_last: bool = False,
+        options: SamplingOptions | None = None,
     ) -> Tensor:
         """``n`` samples, sample ``i`` seeded by ``(seed, i)`` (the path sample.py uses too)."""
-        sampler = sampler or builtin_sampler("ddim")
+        sampler = sampler or builtin_sampler("ddpm")
         was_training = self.net.training
         self.net.eval()
         try:
-            x, _ = draw_samples(
-                self.denoiser_factory(use_ema, clip_x0, variance, channels_last),
-                sampler,
-                self.hparams.run_config["data_shape"],
-                range(n),
-                seed,
-                batch_size=n,
-                labels=labels,
-                device=self.device,
-            )
-            return x
+            model = self.model(use_ema)
+            options = options or SamplingOptions()
+            return model.generate(sampler, options, range(n), seed, n, labels, self.device)[0]
         finally:
             self.net.train(was_training)
 
@@ -161,55 +158,47 @@ class DiffusionModule(AveragedModule):
         self, net: nn.Module, x0: Tensor, y: Tensor, generator: torch.Generator | None
     ) -> tuple[dict, Tensor, Tensor]:
         n = x0.shape[0]
-        k, weights = self.timestep_sampler.sample(n, self.device, generator)
+        t, weights = self.time_sampler.sample(n, self.device, generator)
         noise = torch.randn(x0.shape, generator=generator, device=self.device, dtype=x0.dtype)
-        x_t = q_sample(self.schedule, x0, k, noise)
-        if self.hparams.channels_last and x_t.ndim == 4:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        k_net = self.schedule.timestep_map.to(self.device)[k]
+        noise = self.path.couple(x0, noise, y if self.hparams.conditional else None)
+        x_t = self.path.q_sample(x0, t, noise)
+        x_in, c_noise = self.path.network_input(x_t, t)
+        if self.hparams.channels_last and x_in.ndim == 4:
+            x_in = x_in.contiguous(memory_format=torch.channels_last)
         if self.hparams.conditional:
             drop = (
                 torch.rand(n, generator=generator, device=self.device) < self.hparams.cond_drop_prob
             )
-            out = net(x_t, k_net, torch.where(drop, torch.full_like(y, -1), y))
+            out = net(x_in, c_noise, torch.where(drop, torch.full_like(y, -1), y))
         else:
-            out = net(x_t, k_net)
-        terms = training_losses(
-            self.schedule,
-            out,
-            x0,
-            k,
-            noise,
-            x_t,
-            self.hparams.prediction,
-            self.hparams.loss,
-            self.hparams.variance,
-            self.hparams.decoder,
-            self.hparams.vlb_weight,
-            self.hparams.min_snr_gamma,
-        )
-        return terms, k, weights
+            out = net(x_in, c_noise)
+        terms = self.path.losses(
+            out, x0, x_t, t, noise, self.prediction,
+            loss=self.hparams.loss, variance=self.hparams.variance, decoder=self.hparams.decoder,
+            vlb_weight=self.hparams.vlb_weight, min_snr_gamma=self.hparams.min_snr_gamma,
+        )  # fmt: skip
+        return terms, t, weights
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x0, y = batch
         g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
-        terms, k, weights = self._losses(self.net, x0, y, g)
+        terms, t, weights = self._losses(self.net, x0, y, g)
         loss = (terms["loss"] * weights).mean()
         self.check_finite(loss)
         if "vlb" in terms:
-            self.timestep_sampler.update(k, terms["vlb"])
+            self.time_sampler.update(t, terms["vlb"])
         self.log("train/loss", loss, prog_bar=True)  # every step: the progress line shows it
         self.log_step()  # every step: checkpoint names read it
         if self.logs_this_step():
-            self.log_diagnostics(terms, k)
+            self.log_diagnostics(terms, t)
         return loss
 
-    def log_diagnostics(self, terms: dict, k: Tensor) -> None:
-        """The VLB, the MSE and the MSE per quarter of the timesteps."""
+    def log_diagnostics(self, terms: dict, t: Tensor) -> None:
+        """The VLB, the MSE and the MSE per quarter of the training times."""
         if "vlb" in terms:
             self.log("train/vlb", terms["vlb"].mean())
         self.log("train/mse", terms["mse"].mean())
-        quartile = (k * 4) // self.schedule.num_timesteps
+        quartile = (self.path.time_fraction(t) * 4).floor().clamp(max=3)
         for q in range(4):
             mask = quartile == q
             if mask.any():
@@ -224,11 +213,11 @@ class DiffusionModule(AveragedModule):
     # --- checkpoint extras -------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        if isinstance(self.timestep_sampler, ImportanceSampler):
-            checkpoint["timestep_sampler"] = self.timestep_sampler.state_dict()
+        if isinstance(self.time_sampler, ImportanceSampler):
+            checkpoint["timestep_sampler"] = self.time_sampler.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("timestep_sampler")
-        if isinstance(self.timestep_sampler, ImportanceSampler) and state is not None:
-            self.timestep_sampler.load_state_dict(state)
+        if isinstance(self.time_sampler, ImportanceSampler) and state is not None:
+            self.time_sampler.load_state_dict(state)

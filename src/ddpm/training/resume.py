@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from ddpm.checks import ConfigError
+from ddpm.config import upgrade_run_config
 from ddpm.config.plugin import Plugin
 from ddpm.targets import locate, parameters
 
 MODEL_DEFINING = (
-    "schedule",
+    "path",
     "network",
     "model._target_",
     "model.prediction",
@@ -55,15 +54,14 @@ def _with_defaults(node: Any) -> Any:
     return {**defaults, **node}
 
 
-def _same_schedule(old: Any, new: Any) -> bool:
-    """Two schedule configs that build the same alpha_bar table are the same schedule (an older
-    config may leave out keys a newer one states, e.g. ``rescale: true``)."""
+def _same_path(old: Any, new: Any) -> bool:
+    """Two path configs that build equal paths are the same formulation (for the discrete chain:
+    the same alpha_bar table, though an older config may leave out keys a newer one states, e.g.
+    ``rescale: true``)."""
     try:
-        a = Plugin.from_config(old, "schedule").build()
-        b = Plugin.from_config(new, "schedule").build()
+        return Plugin.from_config(old, "path").build() == Plugin.from_config(new, "path").build()
     except Exception:  # noqa: BLE001 - unbuildable: compare the configs instead
         return False
-    return torch.equal(a.alphas_cumprod, b.alphas_cumprod)
 
 
 def _changed(old: Any, new: Any) -> bool:
@@ -75,21 +73,22 @@ def _changed(old: Any, new: Any) -> bool:
 def model_differences(stored: Mapping, now: Mapping) -> list[str]:
     """``key=checkpoint value ..., new value now`` for every model-defining setting that
     changed."""
+    stored, now = upgrade_run_config(stored), upgrade_run_config(now)
     out = []
     for key in MODEL_DEFINING:
         old, new = _get(stored, key), _get(now, key)
-        if key == "schedule" and _same_schedule(old, new):
+        if key == "path" and _same_path(old, new):
             continue
         old, new = _flat(_with_defaults(old), key), _flat(_with_defaults(new), key)
         # a schedule's builder options are not in make_schedule's signature: compare shared keys
-        keys = set(old) & set(new) if key == "schedule" else set(old) | set(new)
+        keys = set(old) & set(new) if key == "path" else set(old) | set(new)
         changed = [
             f"{k}={old.get(k)!r} in the checkpoint, {new.get(k)!r} now"
             for k in sorted(keys)
             if _changed(old.get(k), new.get(k))
         ]
-        if key == "schedule" and not changed:
-            changed = ["schedule: its alpha_bar table differs"]
+        if key == "path" and not changed:
+            changed = ["path: it builds a different process (for path=ddpm: alpha_bar differs)"]
         out += changed
     return out
 

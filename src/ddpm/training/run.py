@@ -53,7 +53,7 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
     ckpt = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None  # refuses unsafe files
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule.info)
+    module = build_module(cfg, datamodule)
     if ckpt is not None:
         check_resume(ckpt, cfg.ckpt_path, module.hparams.run_config)
     elif main and cfg.overwrite and (removed := clear_previous_run(cfg.run_dir)):

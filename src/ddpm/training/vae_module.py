@@ -10,12 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import ConfigError, PositiveFloat, PositiveInt, Range
+from ddpm.config import ModelRecipe, data_info
 from ddpm.likelihood import nats_to_bits_per_dim
+from ddpm.models import SamplingOptions, VAEModel
 from ddpm.nets.vae import VAE
 from ddpm.random import step_generator
-from ddpm.training.base import AveragedModule, build_from_run_config
+from ddpm.training.base import AveragedModule
 from ddpm.training.module import EMADecay, LRDecay
-from ddpm.vae import draw_vae_samples, elbo
+from ddpm.vae import elbo
 
 
 class VAEModule(AveragedModule):
@@ -44,11 +46,12 @@ class VAEModule(AveragedModule):
         seed: int = 0,
         run_config: dict | None = None,
     ) -> None:
-        net = net if net is not None else build_from_run_config(run_config, "network")
+        if net is None:  # load_from_checkpoint(path): rebuilt from the run config
+            net = ModelRecipe.from_run_config(run_config or {}, "run_config").build_network()
         if problem := self.check_network(type(net)):
             raise TypeError(problem)
         if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
-            optimizer = build_from_run_config(run_config["model"], "optimizer")
+            optimizer = self.build_optimizer(run_config["model"]["optimizer"])
         super().__init__(net, optimizer, ema_decay=ema_decay)
         self.save_hyperparameters(ignore=["net", "optimizer"])
 
@@ -67,16 +70,23 @@ class VAEModule(AveragedModule):
         if network_cls is not None and (problem := cls.check_network(network_cls)):
             raise ConfigError(problem)
 
+    model_family = VAEModel
+
+    def model(self, use_ema: bool = True) -> VAEModel:
+        """The EMA (or raw) VAE as a model that samples and scores itself."""
+        net = self.ema if use_ema else self.net
+        return VAEModel(net, data_info(self.hparams.run_config), self.hparams.decoder_noise)
+
     @torch.no_grad()
-    def generate(self, n: int, seed: int = 0, sampler=None, use_ema: bool = True, **_) -> Tensor:
+    def generate(
+        self, n: int, seed: int = 0, sampler=None, use_ema: bool = True, labels=None,
+        options: SamplingOptions | None = None,
+    ) -> Tensor:  # fmt: skip
         """``n`` samples from the prior, sample ``i`` seeded by ``(seed, i)``; a VAE has no
         sampler or labels."""
-        net = self.ema if use_ema else self.net
-        shape = self.hparams.run_config["data_shape"]
-        return draw_vae_samples(
-            net, shape, range(n), seed, n, self.device, self.hparams.decoder_noise,
-            clip=self.hparams.decoder == "discretized",
-        )  # fmt: skip
+        model = self.model(use_ema)
+        options = options or SamplingOptions()
+        return model.generate(sampler, options, range(n), seed, n, None, self.device)[0]
 
     def _bits_per_dim(self, net: nn.Module, x: Tensor, generator) -> dict[str, Tensor]:
         terms = elbo(net, x, self.hparams.decoder, generator)

@@ -9,12 +9,12 @@ import torch
 
 from convergence import GAUSSIAN, MIX, fitted_order
 from convergence import x_T_2d as _x_T
-from ddpm.samplers import Denoiser, sample, sample_generators, timesteps
+from ddpm.paths import DDPMPath
+from ddpm.samplers import Denoiser, sample, sample_generators, step_levels
 from ddpm.samplers.dpm_solver import dpm_solver
 from ddpm.samplers.dpm_solver_sde import dpm_solver_sde
 from ddpm.samplers.euler import euler
 from ddpm.samplers.heun import heun
-from ddpm.samplers.karras import churn_index, ve_sigma
 from ddpm.samplers.unipc import phi, unipc
 from ddpm.schedule import make_schedule
 
@@ -70,36 +70,37 @@ def test_sde_corrector_at_eta_zero_is_unipc_corrector_of_order_one(sched):
 
 
 def test_sde_corrector_retakes_each_step_with_the_new_data_prediction(sched):
-    """Against the method written out whole (Xue et al.'s predictor-corrector shape): each step
-    from ``x_s`` once with the slope through the last two data predictions (predictor), then
-    again from the same ``x_s`` with the slope to the prediction at the predicted state, the same
-    noise, the midpoint weight ``(1 - e^{-H})/2`` (the sampler instead adds the difference)."""
+    """Against the method written out whole (Xue et al.'s predictor-corrector shape), on the
+    ``x / alpha`` scale: each step from ``x_s`` once with the slope through the last two data
+    predictions (predictor), then again from the same ``x_s`` with the slope to the prediction
+    at the predicted state, the same noise, the midpoint weight ``(1 - e^{-H})/2`` (the sampler
+    instead adds the difference)."""
     from ddpm.random import randn
 
-    den, x_T, eta = Denoiser(MIX.model_fn(sched), sched), _x_T(16), 1.0
-    lam, abar = sched.log_snr.double(), sched.alphas_cumprod.double()
-    ks = timesteps(sched, 6, "logsnr").tolist()
+    path = DDPMPath(sched)
+    den, eta = Denoiser(MIX.model_fn(sched), path), 1.0
+    sigmas = step_levels(path, 6, "logsnr").tolist()
+    x_T = _x_T(16) * path.prior_scale(sigmas[0])
 
-    def step(x_s, k_s, k_t, m_s, slope, z):
-        h = lam[k_t] - lam[k_s]
-        decay = 1 - torch.exp(-(1 + eta) * h)
-        a_t, s_t, s_s = abar[k_t].sqrt(), (1 - abar[k_t]).sqrt(), (1 - abar[k_s]).sqrt()
-        drift = s_t / s_s * torch.exp(-eta * h) * x_s + a_t * decay * (m_s + h * slope / 2)
-        return drift + s_t * (1 - torch.exp(-2 * eta * h)).sqrt() * z
+    def step(x_s, s_s, s_t, m_s, slope, z):
+        h = math.log(s_s / s_t)
+        decay = 1 - math.exp(-(1 + eta) * h)
+        drift = s_t / s_s * math.exp(-eta * h) * x_s + decay * (m_s + h * slope / 2)
+        return drift + s_t * math.sqrt(1 - math.exp(-2 * eta * h)) * z
 
     g = torch.Generator().manual_seed(5)
     x, previous = x_T, None
-    x0 = den(x, torch.full((16,), ks[0])).x0
-    for k_s, k_t in zip(ks[:-1], ks[1:]):
+    x0 = den(x, sigmas[0]).x0
+    for s_s, s_t in zip(sigmas[:-2], sigmas[1:-1]):
         z = randn(x.shape, g, dtype=x.dtype)
-        slope = 0.0 if previous is None else (x0 - previous[1]) / (lam[k_s] - previous[0])
-        x_pred = step(x, k_s, k_t, x0, slope, z)
-        x0_t = den(x_pred, torch.full((16,), k_t)).x0
-        x = step(x, k_s, k_t, x0, (x0_t - x0) / (lam[k_t] - lam[k_s]), z)
-        previous, x0 = (lam[k_s], x0), x0_t
+        slope = 0.0 if previous is None else (x0 - previous[1]) / (-math.log(s_s) - previous[0])
+        x_pred = step(x, s_s, s_t, x0, slope, z)
+        x0_t = den(x_pred, s_t).x0
+        x = step(x, s_s, s_t, x0, (x0_t - x0) / math.log(s_s / s_t), z)
+        previous, x0 = (-math.log(s_s), x0), x0_t
     got = sample(
-        MIX.model_fn(sched), sched, x_T, "dpm_solver_sde", steps=6, spacing="logsnr", eta=eta,
-        generator=torch.Generator().manual_seed(5),
+        MIX.model_fn(sched), sched, _x_T(16), "dpm_solver_sde", steps=6, spacing="logsnr",
+        eta=eta, generator=torch.Generator().manual_seed(5),
     )  # fmt: skip
     assert torch.allclose(got, x0, atol=1e-12)
 
@@ -188,16 +189,20 @@ def test_batch_size_invariance_with_per_sample_generators(sched, method, kw):
         assert (other - whole).abs().max() > 1e-3
 
 
-def test_churn_raises_sigma_to_a_trained_index(sched):
-    """Algorithm 2 line 5 on trained indices: the smallest index whose sigma reaches
-    sigma (1 + gamma); gamma = 0 keeps the index."""
-    lam = sched.log_snr
+def test_churn_raises_sigma_to_a_trained_level(sched):
+    """Algorithm 2 line 5 on the discrete chain: the smallest trained level reaching sigma
+    (1 + gamma), the largest one at most; without quantizing, sigma (1 + gamma) itself."""
+    path = DDPMPath(sched)
+    levels = path.levels
     for k, gamma in [(0, 0.1), (37, math.sqrt(2) - 1), (500, 0.01), (998, 0.3)]:
-        k_hat = churn_index(lam, k, gamma)
-        target = ve_sigma(lam, k) * (1 + gamma)
-        assert k_hat == 999 or ve_sigma(lam, k_hat) >= target * (1 - 1e-12)
-        assert k_hat - 1 <= k or ve_sigma(lam, k_hat - 1) < target
-    assert churn_index(lam, 123, 0.0) == 123
+        target = float(levels[k]) * (1 + gamma)
+        got = path.quantize(target, up=True)
+        k_hat = int((levels == got).nonzero())
+        assert k_hat == 999 or got >= target * (1 - 1e-12)
+        assert k_hat - 1 <= k or levels[k_hat - 1] < target
+    den = Denoiser(MIX.model_fn(sched), path, quantize=False)
+    assert den.quantize(1.2345, up=True) == 1.2345
+    assert Denoiser(MIX.model_fn(sched), path).quantize(float(levels[123])) == float(levels[123])
 
 
 def test_churn_outside_its_window_is_deterministic(sched):
@@ -255,10 +260,12 @@ def test_churn_samples_recover_the_mixture(sched, method):
 
 def test_samplers_take_any_step_list(sched):
     """Direct calls with a hand-made list (the signature every sampler shares)."""
-    fn, x_T = MIX.model_fn(sched), _x_T(8)
-    ks = timesteps(sched, 6, "karras")
+    fn, x_T = MIX.model_fn(sched), _x_T(8) * 150
+    sigmas = torch.tensor([150.0, 20.0, 3.0, 0.7, 0.2, 0.05, 0.0], dtype=torch.float64)
     for f in (euler, heun, unipc, dpm_solver_sde, dpm_solver):
-        out = f(Denoiser(fn, sched), x_T, ks, generator=torch.Generator().manual_seed(0))
+        out = f(
+            Denoiser(fn, DDPMPath(sched)), x_T, sigmas, generator=torch.Generator().manual_seed(0)
+        )
         assert out.shape == x_T.shape and torch.isfinite(out).all()
 
 

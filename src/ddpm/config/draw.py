@@ -1,0 +1,107 @@
+"""The typed configuration of sample.py and evaluate.py: the checkpoint, the sampler, which
+samples, the devices; the model itself comes from the checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal
+
+from ddpm.checks import ConfigError, NonNegativeInt, PositiveInt, Range
+from ddpm.config.plugin import unknown_keys
+from ddpm.config.schema import DenoiserConfig, DeviceConfig, parse_fields
+from ddpm.samplers.spec import SamplerSpec
+
+
+@dataclass(frozen=True)
+class DrawConfig:
+    """What sample.py and evaluate.py share: the checkpoint, the sampler, which samples."""
+
+    ckpt: str | None = None
+    num_samples: PositiveInt = 64
+    seed: NonNegativeInt = 0
+    batch_size: PositiveInt = 256
+    use_ema: bool = True
+    class_label: int | list[int] | None = None
+    guidance_scale: float = 1.0
+    progress: bool = True
+    run_dir: str = "."
+    sampler: Any = None  # SamplerSpec
+    denoiser: Any = None  # DenoiserConfig
+    trainer: Any = None  # DeviceConfig
+
+
+@dataclass(frozen=True)
+class SampleConfig(DrawConfig):
+    """sample.py (``conf/sample.yaml``)."""
+
+    trajectory: bool = False
+    trajectory_frames: Annotated[int, Range(2)] = 10
+
+
+@dataclass(frozen=True)
+class FidConfig:
+    weights_path: str | None = None
+    cache_dir: str = "~/.cache/ddpm"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(DrawConfig):
+    """evaluate.py (``conf/evaluate.yaml``)."""
+
+    num_samples: Annotated[int, Range(2)] = 1000
+    bpd: Literal[False, True, "vlb", "ode"] = False
+    bpd_examples: PositiveInt | None = None
+    bpd_timesteps_per_call: PositiveInt = 10
+    iw_samples: PositiveInt = 256
+    fid: Any = None  # FidConfig
+
+
+_NOT_HERE = {
+    k: "the checkpoint fixes it (the run's model, data and path come from ckpt)"
+    for k in (
+        "dataset",
+        "network",
+        "path",
+        "schedule",
+        "model",
+        "logger",
+        "callbacks",
+        "experiment",
+    )
+}
+
+
+def _parse_draw(cls, raw: Mapping[str, Any], script: str):
+    groups = ("sampler", "denoiser", "trainer", "fid") if cls is EvaluateConfig else (
+        "sampler", "denoiser", "trainer",
+    )  # fmt: skip
+    scalar = [f.name for f in fields(cls) if f.name not in groups]
+    unknown_keys(raw, [*scalar, *groups], f"{script}'s config", _NOT_HERE)
+    values = parse_fields(cls, {k: v for k, v in raw.items() if k in scalar})
+    del values["sampler"], values["denoiser"], values["trainer"]
+    values.pop("fid", None)
+    if not values["ckpt"]:
+        raise ConfigError(f"ckpt is required: python {script} ckpt=path/to/checkpoints/last.ckpt")
+    extra = {}
+    if cls is EvaluateConfig:
+        fid = raw.get("fid") or {}
+        unknown_keys(fid, [f.name for f in fields(FidConfig)], "fid")
+        extra["fid"] = FidConfig(**parse_fields(FidConfig, fid, "fid."))
+    if raw.get("sampler") is None:
+        raise ConfigError("sampler is required: choose one with sampler=NAME")
+    return cls(
+        **values,
+        **extra,
+        sampler=SamplerSpec.from_config(raw["sampler"], "sampler"),
+        denoiser=DenoiserConfig.parse(raw.get("denoiser")),
+        trainer=DeviceConfig.parse(raw.get("trainer")),
+    )
+
+
+def parse_sample(raw: Mapping[str, Any]) -> SampleConfig:
+    return _parse_draw(SampleConfig, raw, "sample.py")
+
+
+def parse_evaluate(raw: Mapping[str, Any]) -> EvaluateConfig:
+    return _parse_draw(EvaluateConfig, raw, "evaluate.py")

@@ -1,0 +1,203 @@
+"""A diffusion model of any path as a model family: a network, its path and prediction type,
+sampled through the sampler seam and scored by the discrete chain's VLB or, on every path, the
+probability-flow ODE likelihood."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ddpm.analytic_variance import analytic_log_variance
+from ddpm.checks import ConfigError
+from ddpm.data.info import DataInfo
+from ddpm.losses import full_vlb
+from ddpm.models.base import GenerativeModel, Likelihood, SamplingOptions
+from ddpm.models.stats import standard_error
+from ddpm.ode_likelihood import ode_bits_per_dim
+from ddpm.paths import Path
+from ddpm.random import sample_generators
+from ddpm.samplers import SamplerSpec, draw_samples, network_denoiser
+
+
+@dataclass
+class DiffusionModel(GenerativeModel):
+    """``net`` trained on ``path`` to output ``prediction``; ``learned``: it also outputs a
+    variance (``model.variance=learned_range``); ``conditional``: ``net(x, c_noise, y)`` with
+    ``y = -1`` the null label (classifier-free guidance)."""
+
+    family = "diffusion model"
+    net: nn.Module
+    path: Path
+    data: DataInfo
+    prediction: str = "auto"
+    learned: bool = False
+    conditional: bool = False
+    analytic_gamma: Tensor | None = None
+    where: str = "the checkpoint"
+
+    @classmethod
+    def from_recipe(cls, recipe, net: nn.Module, where: str, analytic_gamma=None):
+        """From a checkpoint's :class:`ddpm.config.ModelRecipe` and its network."""
+        path = recipe.build_path()
+        prediction = path.resolve_prediction(recipe.prediction)
+        return cls(net, path, recipe.data, prediction, recipe.learned, recipe.conditional,
+                   analytic_gamma, where)  # fmt: skip
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.data.num_classes if self.conditional else None
+
+    def diffusion(self, what: str) -> DiffusionModel:
+        return self
+
+    def variance(self, requested: str | None) -> str:
+        """The reverse variance to sample with: the model's own by default (``learned_range``
+        for a learned-variance network, else ``fixed_small``), or the one asked for."""
+        if requested is None:
+            return "learned_range" if self.learned else "fixed_small"
+        self.path.check_variance(requested)
+        if requested == "learned_range" and not self.learned:
+            raise ConfigError(
+                f"denoiser.variance=learned_range needs a learned-variance checkpoint; "
+                f"{self.where} was trained with model.variance=fixed_small"
+            )
+        if requested == "analytic" and self.analytic_gamma is None:
+            raise ConfigError(
+                f"denoiser.variance=analytic needs Gamma estimates in {self.where}: run "
+                f"python -m ddpm.estimate_gamma {self.where}"
+            )
+        return requested
+
+    def denoiser_factory(self, options: SamplingOptions | None = None):
+        """``labels -> Denoiser`` for the samplers (guided when ``guidance_scale != 1``)."""
+        options = options or SamplingOptions()
+        return network_denoiser(
+            self.net,
+            self.path,
+            self.prediction,
+            conditional=self.conditional,
+            learned=self.learned,
+            clip_x0=options.clip_x0,
+            variance=self.variance(options.variance),
+            guidance_scale=options.guidance_scale,
+            analytic_gamma=self.analytic_gamma,
+            channels_last=options.channels_last,
+            quantize=options.quantize,
+        )
+
+    def check_sampling(self, sampler, options: SamplingOptions, trajectory: bool = False) -> None:
+        sampler.check_steps(self.path, options.quantize)
+        self.variance(options.variance)
+        if options.guidance_scale != 1.0 and self.num_classes is None:
+            raise ConfigError(
+                f"guidance_scale={options.guidance_scale} needs class labels to guide towards; "
+                f"{self.where} is unconditional"
+            )
+
+    def generate(
+        self,
+        sampler: SamplerSpec,
+        options: SamplingOptions,
+        indices,
+        seed: int,
+        batch_size: int,
+        labels: Tensor | None = None,
+        device="cpu",
+        trajectory_frames: int = 0,
+        progress: Callable | None = None,
+    ) -> tuple[Tensor, dict]:
+        x, info = draw_samples(
+            self.denoiser_factory(options), sampler, self.data.shape, indices, seed, batch_size,
+            labels, device, trajectory_frames, progress,
+        )  # fmt: skip
+        info["method"] = sampler.name
+        return x, info
+
+    def steps(self, sampler: SamplerSpec, quantize: bool = True) -> int | None:
+        return None if sampler.adaptive else len(sampler.step_list(self.path, quantize)) - 1
+
+    def net_fn(self, keep_variance: bool = False):
+        """``(x_in, c_noise) -> network output``, unconditional (the null label for a conditional
+        net). A learned-variance network outputs ``[prediction, v]``: the variance half is kept
+        only with ``keep_variance``."""
+        net, learned = self.net, self.learned
+
+        def fn(x, c):
+            null = torch.full((len(x),), -1, device=x.device)
+            out = net(x, c, null) if self.conditional else net(x, c)
+            return out.chunk(2, dim=1)[0] if learned and not keep_variance else out
+
+        return fn
+
+    def likelihood(
+        self,
+        method: str | bool,
+        seed: int,
+        variance: str | None = None,
+        timesteps_per_call: int = 10,
+        **_,
+    ) -> Likelihood:
+        """``vlb`` (``True``): the full VLB of Prop. 2 in bits/dim (Ho et al. Table 2 protocol),
+        with the model's reverse variance or ``variance``, on the discrete chain; ``ode``: the
+        exact likelihood of the probability-flow ODE, on every path (Hutchinson trace, dequantized
+        images; :mod:`ddpm.ode_likelihood`)."""
+        method = "vlb" if method is True else method
+        if method == "vlb":
+            return self._vlb(seed, self.variance(variance), timesteps_per_call)
+        if method != "ode":
+            raise ConfigError(
+                f"bpd={method} is not a likelihood of a diffusion model; use vlb or ode"
+            )
+        denoiser = network_denoiser(self.net, self.path, self.prediction, conditional=self.conditional,
+                                    learned=self.learned, clip_x0=False)(None)  # fmt: skip
+
+        def batch(xb: Tensor, start: int) -> Tensor:
+            g = torch.Generator().manual_seed(seed * 7919 + start)
+            return ode_bits_per_dim(denoiser, xb, self.data.is_image, g)[:, None]
+
+        def summary(v: Tensor) -> dict:
+            return {
+                "bpd_method": "ode",
+                "bpd": float(v[:, 0].mean()),
+                "bpd_stderr": standard_error(v[:, 0]),
+                "bpd_num_examples": len(v),
+            }
+
+        return Likelihood(("ode",), batch, summary)
+
+    def _vlb(self, seed: int, variance: str, timesteps_per_call: int) -> Likelihood:
+        if not self.path.discrete:
+            raise ConfigError(
+                f"bpd=true is the discrete chain's VLB (Prop. 2); {self.where} is on "
+                f"path={self.path.name}: use bpd=ode, the probability-flow likelihood"
+            )
+        schedule = self.path.schedule
+        table = None
+        if variance == "analytic":
+            table = analytic_log_variance(schedule, self.analytic_gamma)
+        net = self.net_fn(keep_variance=variance == "learned_range")
+        decoder = "discretized" if self.data.is_image else "gaussian"
+
+        def batch(xb: Tensor, start: int) -> Tensor:
+            g = sample_generators(seed, range(start, start + len(xb)))  # any world size
+            res = full_vlb(
+                schedule, net, xb, self.prediction, variance, decoder, table,
+                timesteps_per_call=timesteps_per_call, generator=g,
+            )  # fmt: skip
+            return torch.stack([res["total"], res["prior"], res["decoder"]], 1)
+
+        def summary(v: Tensor) -> dict:
+            return {
+                "bpd_method": "vlb",
+                "bpd": float(v[:, 0].mean()),
+                "bpd_stderr": standard_error(v[:, 0]),
+                "bpd_num_examples": len(v),
+                "bpd_variance": variance,
+                "bpd_prior": float(v[:, 1].mean()),
+                "bpd_decoder": float(v[:, 2].mean()),
+            }
+
+        return Likelihood(("total", "prior", "decoder"), batch, summary)
