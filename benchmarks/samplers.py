@@ -22,6 +22,8 @@ chosen by), each fed the eps oracle at the (possibly fractional) timestep it pas
 (Heun ``2 n - 1``: 5, 9, 19, 49; PNDM's Runge-Kutta start ``n + 9``: "over budget" at 5 and 10,
 cells it leaves out of its "best overall"): cells show ``@nfe`` when it differs. ``--sweep``
 ranks our own spacings/options (how the defaults were chosen).
+
+``benchmarks/sampler_paths.py`` runs ours on the exact networks of every path.
 """
 
 from __future__ import annotations
@@ -98,10 +100,10 @@ def fd_floor(data: GaussianMixture, n: int) -> float:
     return sum(fd(data.sample(n, torch.Generator().manual_seed(s))[0], data) for s in range(5)) / 5
 
 
-def ours(name: str, eps_fn, x_T, budget: int, seed: int = 1, **kw):
+def ours(name: str, eps_fn, x_T, budget: int, seed: int = 1, path=SCHED, **kw):
     method, options = (OURS_ODE | OURS_SDE)[name]
     x, info = sample(
-        eps_fn, SCHED, x_T, method, steps=steps_for(method, budget),
+        eps_fn, path, x_T, method, steps=steps_for(method, budget),
         generator=torch.Generator().manual_seed(seed), return_info=True, **(options | kw),
     )  # fmt: skip
     return x, info["nfe"]

@@ -111,3 +111,20 @@ def test_samplers_benchmark_leaves_over_budget_cells_out_of_the_overall_score():
     assert samplers.log_total({"d": {"r": row}}, "r") == pytest.approx(math.log(1e-6))
     diverged = row | {5: (math.inf, 5, "")}
     assert samplers.log_total({"d": {"r": diverged}}, "r") == math.inf
+
+
+def test_trained_samplers_fits_heun_to_the_budget_and_tables_the_best_setting():
+    trained = _load("trained_samplers")
+    assert [trained.steps_for("heun", n) for n in (5, 10, 20)] == [3, 5, 10]  # 2 n - 1 <= budget
+    assert trained.steps_for("unipc", 10) == 10
+    plain = {"sampler": "unipc", "spacing": "logsnr", "options": "", "confident_share": 0.8}
+    rows = [
+        plain | {"checkpoint": "edm", "budget": 10, "fid": 6.0},
+        plain | {"checkpoint": "edm", "budget": 10, "fid": 5.0, "options": "clip_x0=False"},
+        plain | {"checkpoint": "edm", "budget": 10, "fid": 7.0, "sampler": "ddim"},
+    ]
+    (line,) = trained.table(rows).splitlines()[2:]
+    assert line.startswith("| edm | 10 | 5.00 / 0.800 (unipc logsnr clip_x0=False)")
+    assert line.endswith("| unipc 6.00, ddim 7.00 |")  # defaults only, best first
+    settings = trained.settings(sweep=True)
+    assert {"sampler": "ddpm"} in settings and len(settings) > len(trained.settings(sweep=False))

@@ -218,3 +218,14 @@ def test_channels_last_changes_the_layout_the_network_sees_not_the_samples(sched
         layouts.clear()
     assert x[True].is_contiguous()
     assert (x[True] - x[False]).abs().max() < 1e-4 * x[False].abs().max()  # float32 rounding
+
+
+def test_a_sampler_written_against_indices_is_refused_pointing_to_the_migration():
+    from ddpm.checks import ConfigError
+    from ddpm.samplers import SamplerSpec
+
+    def old(denoiser, x_T, ks, *, generator=None, callback=None):
+        return x_T
+
+    with pytest.raises(ConfigError, match=r"takes a step list of indices \(ks\).*extending.md"):
+        SamplerSpec.create(old)

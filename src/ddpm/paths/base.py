@@ -48,14 +48,16 @@ class Path(ABC):
 
     Subclasses state ``alpha``, ``sigma`` (and their derivatives for the velocity), the map between
     ``t`` and the noise level, ``c_noise`` (what the network's time input receives) and its
-    inverse, the training times, and the sampling range ``[t_min, t_max]``. Everything else has a
-    default here that holds for every path with ``c_in = 1``.
+    inverse, the training times, and the sampling range ``[t_min, t_max]`` (two attributes).
+    Everything else has a default here that holds for every path with ``c_in = 1``.
     """
 
     name: ClassVar[str] = "path"
     predictions: ClassVar[tuple[str, ...]] = ("eps", "x0", "velocity")  # the first is "auto"
     discrete: ClassVar[bool] = False
     max_steps: ClassVar[int | None] = None  # a sampler may visit at most this many levels
+    t_min: float  # the smallest time a sampler visits before it steps to the data (level 0)
+    t_max: float  # where sampling starts from the prior
 
     # --- the forward process ------------------------------------------------------------------
     @abstractmethod
@@ -79,16 +81,6 @@ class Path(ABC):
     @abstractmethod
     def time_at(self, level: Tensor) -> Tensor:
         """The time whose noise level is ``level`` (float64), the inverse of :meth:`noise_level`."""
-
-    @property
-    @abstractmethod
-    def t_min(self) -> float:
-        """The smallest time a sampler visits before it steps to the data (level 0)."""
-
-    @property
-    @abstractmethod
-    def t_max(self) -> float:
-        """Where sampling starts from the prior."""
 
     @property
     def sigma_min(self) -> float:

@@ -43,6 +43,7 @@ class DDPMPath(Path):
         self.schedule = schedule
         self.levels = torch.exp(-schedule.log_snr)  # float64, increasing in k
         self.max_steps = schedule.num_timesteps
+        self.t_min, self.t_max = 0.0, float(schedule.num_timesteps - 1)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, DDPMPath) and torch.equal(
@@ -81,14 +82,6 @@ class DDPMPath(Path):
         k = k_at_log_snr(self.schedule, -level.log())
         near = k.round()
         return torch.where((k - near).abs() < SNAP, near, k)
-
-    @property
-    def t_min(self) -> float:
-        return 0.0
-
-    @property
-    def t_max(self) -> float:
-        return float(self.num_timesteps - 1)
 
     @property
     def sigma_min(self) -> float:

@@ -20,6 +20,7 @@ effective target ``(x_0 - c_skip x) / c_out`` (their eq. 8 and sec. 5). Sampling
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import torch
@@ -51,18 +52,19 @@ class EDMPath(Path):
         sigma_max: PositiveFloat = 80.0,
     ) -> None:
         self.precond, self.sigma_data, self.P_mean, self.P_std = precond, sigma_data, P_mean, P_std
-        self._sigma_min, self._sigma_max = sigma_min, sigma_max
+        self.t_min, self.t_max = sigma_min, sigma_max  # time is the level
 
     def __eq__(self, other) -> bool:
         return isinstance(other, EDMPath) and vars(self) == vars(other)
 
     __hash__ = None  # type: ignore[assignment]
 
-    def resolve(self, data: Tensor) -> dict:
-        """``sigma_data: auto`` measured on a sample of the training data."""
+    def resolve(self, data: Callable[[], Tensor]) -> dict:
+        """``sigma_data: auto`` measured on a sample of the training data (``data()`` loads it
+        only then)."""
         if self.sigma_data != "auto":
             return {}
-        self.sigma_data = float(data.double().std())
+        self.sigma_data = float(data().double().std())
         return {"sigma_data": self.sigma_data}
 
     @property
@@ -90,28 +92,20 @@ class EDMPath(Path):
     def time_at(self, level: Tensor) -> Tensor:
         return torch.as_tensor(level, dtype=torch.float64)
 
-    @property
-    def t_min(self) -> float:
-        return self._sigma_min
-
-    @property
-    def t_max(self) -> float:
-        return self._sigma_max
-
     def prior_scale(self, level: float) -> float:
         return level
 
     def time_fraction(self, t: Tensor) -> Tensor:
-        lo, hi = math.log(self._sigma_min), math.log(self._sigma_max)
+        lo, hi = math.log(self.t_min), math.log(self.t_max)
         return ((t.log() - lo) / (hi - lo)).clamp(0, 1)
 
     def display_levels(self, frames: int) -> list[float]:
         """The data, then levels geometric from ``sigma_min`` to ``sigma_max``."""
-        lo, hi = math.log(self._sigma_min), math.log(self._sigma_max)
+        lo, hi = math.log(self.t_min), math.log(self.t_max)
         return [0.0, *torch.linspace(lo, hi, frames - 1, dtype=torch.float64).exp().tolist()]
 
     def describe(self, level: float) -> str:
-        return f"sigma={level:.3g}"
+        return f"\u03c3={level:.2g}"
 
     # --- training ----------------------------------------------------------------------------------
     def sample_times(self, n: int, generator, device) -> Tensor:

@@ -50,20 +50,12 @@ class FlowPath(Path):
         t_max: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.999,
     ) -> None:
         self.time_sampling, self.m, self.s, self.shift = time_sampling, m, s, shift
-        self.coupling, self._t_min, self._t_max = coupling, t_min, t_max
+        self.coupling, self.t_min, self.t_max = coupling, t_min, t_max
 
     def __eq__(self, other) -> bool:
         return isinstance(other, FlowPath) and vars(self) == vars(other)
 
     __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def t_min(self) -> float:
-        return self._t_min
-
-    @property
-    def t_max(self) -> float:
-        return self._t_max
 
     def alpha(self, t: Tensor) -> Tensor:
         return 1.0 - t

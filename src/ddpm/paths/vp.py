@@ -45,24 +45,15 @@ class VPPath(Path):
         t_min: PositiveFloat = 1e-3,
     ) -> None:
         self.schedule, self.beta_min, self.beta_max, self.s = schedule, beta_min, beta_max, s
-        self.t_eps, self._t_min = t_eps, t_min
-        self._t_max = 1.0
+        self.t_eps, self.t_min, self.t_max = t_eps, t_min, 1.0
         if schedule == "cosine":
             linear_end = math.sqrt(math.expm1((beta_max - beta_min) / 2 + beta_min))
-            self._t_max = float(self.time_at(torch.tensor([linear_end], dtype=torch.float64)))
+            self.t_max = float(self.time_at(torch.tensor([linear_end], dtype=torch.float64)))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, VPPath) and vars(self) == vars(other)
 
     __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def t_min(self) -> float:
-        return self._t_min
-
-    @property
-    def t_max(self) -> float:
-        return self._t_max
 
     def _theta(self, t: Tensor) -> Tensor:
         return (t + self.s) / (1 + self.s) * (math.pi / 2)

@@ -42,7 +42,7 @@ def check_sampler_function(fn: Callable, key: str = "sampler._target_") -> None:
         raise ConfigError(
             f"{key}={function_path(fn)} takes a step list of indices (ks): samplers now take "
             f"noise levels, fn(denoiser, x_T, sigmas, ...), and call denoiser(x, sigma); see the "
-            f"migration note in README.md, Extending"
+            f"migration note in docs/extending.md"
         )
     if missing:
         raise ConfigError(

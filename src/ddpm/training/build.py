@@ -54,7 +54,7 @@ def build_path(cfg: TrainConfig, datamodule) -> tuple[object | None, dict]:
     resolve = getattr(path, "resolve", None)
     if resolve is None:
         return path, {}
-    return path, resolve(dataset_tensors(datamodule.train_set, RESOLVE_EXAMPLES)[0])
+    return path, resolve(lambda: dataset_tensors(datamodule.train_set, RESOLVE_EXAMPLES)[0])
 
 
 def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
