@@ -31,7 +31,7 @@ from ddpm.samplers import builtin_sampler
 
 DETERMINISTIC = ("ddim", "dpm_solver", "unipc", "ipndm", "euler", "heun")
 STOCHASTIC = ("ddpm", "dpm_solver_sde")
-SWEEP_SPACINGS = ("quadratic", "logsnr", "karras", "uniform")
+SWEEP_SPACINGS = ("quadratic", "logsnr", "karras")
 
 
 def steps_for(name: str, nfe: int) -> int:
@@ -39,15 +39,17 @@ def steps_for(name: str, nfe: int) -> int:
 
 
 def settings(sweep: bool) -> list[dict]:
-    """Each sampler at its defaults, and with ``sweep`` every spacing, x0 clipping on and off,
-    order 2 for the multistep solvers, churn for Euler and Heun, exact levels on a chain."""
-    out = [{"sampler": n} for n in (*DETERMINISTIC, *STOCHASTIC)]
+    """Each sampler at its defaults, and with ``sweep`` the other spacings, its defaults without
+    x0 clipping, order 2 for the multistep solvers, churn for Euler and Heun, exact levels on a
+    discrete chain and two SDE strengths."""
+    names = (*DETERMINISTIC, *STOCHASTIC)
+    out = [{"sampler": n} for n in names]
     if not sweep:
         return out
-    for name, spacing, clip in itertools.product(
-        (*DETERMINISTIC, *STOCHASTIC), SWEEP_SPACINGS, (True, False)
-    ):
-        out.append({"sampler": name, "spacing": spacing, "clip_x0": clip})
+    for name, spacing in itertools.product(names, SWEEP_SPACINGS):
+        if spacing != builtin_sampler(name).spacing:
+            out.append({"sampler": name, "spacing": spacing})
+    out += [{"sampler": name, "clip_x0": False} for name in names]
     for name in ("dpm_solver", "unipc"):
         out += [{"sampler": name, "order": 2, "spacing": s} for s in ("logsnr", "karras")]
     for name, churn in itertools.product(("euler", "heun"), (5.0, 20.0, 80.0)):

@@ -76,9 +76,19 @@ def test_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_cpu_ddp_trains(tmp_path):
-    train_toy(tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", steps=10)
-    assert _step(tmp_path / "checkpoints" / "last.ckpt") == 10
+def test_cpu_ddp_trains_a_flow_model_scored_the_same_on_any_device_count(tmp_path):
+    run = tmp_path / "run"
+    train_toy(run, "path=flow", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+              steps=10)  # fmt: skip
+    assert _step(run / "checkpoints" / "last.ckpt") == 10
+    fids = []
+    for devices in (1, 2):
+        run_cli("evaluate.py", f"ckpt={run}/checkpoints/last.ckpt", "num_samples=200",
+                "sampler=unipc", "sampler.steps=5", "trainer.accelerator=cpu",
+                f"trainer.devices={devices}", f"hydra.run.dir={tmp_path / str(devices)}",
+                f"fid.cache_dir={tmp_path / 'cache'}", "progress=false", "batch_size=32")  # fmt: skip
+        fids.append(json.loads((tmp_path / str(devices) / "metrics.json").read_text())["fid"])
+    assert fids[0] == pytest.approx(fids[1], rel=1e-9, abs=1e-12)
 
 
 def test_multirun_with_ddp_inside_each_job(tmp_path):

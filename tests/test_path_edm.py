@@ -89,6 +89,10 @@ def test_predictions_and_options_it_does_not_have_are_refused_in_one_line():
         parse_train(compose("train", "path=edm", "model.loss=vlb"))
     with pytest.raises(ConfigError, match="path.precond='vq' is not valid; choose one of edm, vp"):
         parse_train(compose("train", "path=edm", "path.precond=vq"))
+    with pytest.raises(ConfigError, match="path.sigma_min=90 is not valid; it must be below"):
+        parse_train(compose("train", "path=edm", "path.sigma_min=90"))
+    with pytest.raises(ConfigError, match="path.sigma_data=-1 is not valid; it must be"):
+        parse_train(compose("train", "path=edm", "path.sigma_data=-1"))
     args = argparse.Namespace(overrides=["path=edm", "schedule=cosine"], multirun=False,
                               config_dir=None)  # fmt: skip
     with pytest.raises(ConfigError, match="schedule=... applies only with path=ddpm"):

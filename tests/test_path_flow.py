@@ -7,6 +7,9 @@ import math
 import pytest
 import torch
 
+from conftest import compose
+from ddpm.checks import ConfigError
+from ddpm.config import parse_train
 from ddpm.oracles import GaussianMixture
 from ddpm.paths import FlowPath
 from ddpm.paths.coupling import ot_pairs
@@ -96,3 +99,20 @@ def test_the_denoiser_of_the_flow_is_its_velocity_network():
     den = Denoiser(lambda x, c: v, path, "velocity")
     x_t = torch.randn(4, 2, dtype=torch.float64)
     assert torch.allclose(den(x_t / 0.5, 1.0).x0, x_t - 0.5 * v)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["model.prediction=mu"], "model.prediction=mu is not defined on path=flow; choose auto"),
+        (["denoiser.variance=fixed_large"], "fixed_large is a reverse variance of the discrete"),
+        (["path.t_max=1.0"], r"path.t_max=1.0 is not valid; it must be a number in \(0, 1\)"),
+        (["sampler.steps=null"], "sampler.steps=null walks every trained level of path=ddpm"),
+        (["path.coupling=sinkhorn"], "path.coupling='sinkhorn' is not valid; choose one of"),
+        (["path.t_min=0.9", "path.t_max=0.5"], "path.t_min=0.9 is not valid; it must be below"),
+        (["model.loss=hybrid", "model.variance=learned_range"], "needs path=ddpm"),
+    ],
+)
+def test_what_the_flow_does_not_have_is_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_train(compose("train", "path=flow", *overrides))

@@ -78,6 +78,27 @@ def test_a_users_sampler_runs_on_every_path_unchanged(checkpoints, path, tmp_pat
     assert np.allclose(mine, ours, atol=1e-5)
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_the_probability_flow_likelihood_on_every_path_and_the_vlb_on_the_chain(
+    checkpoints, path, tmp_path
+):
+    """bpd=ode scores every path; bpd=true (the VLB) is the discrete chain's, refused elsewhere
+    in one line before any work."""
+    from ddpm.checks import ConfigError
+
+    common = [f"ckpt={checkpoints[path]}", "progress=false", "num_samples=8", "sampler.steps=4",
+              f"fid.cache_dir={tmp_path / 'cache'}", "bpd_examples=6"]  # fmt: skip
+    m = evaluate(compose("evaluate", *common, "bpd=ode", run_dir=tmp_path / "ode"))
+    assert m["bpd_method"] == "ode" and math.isfinite(m["bpd"]) and m["bpd_num_examples"] == 6
+    if path == "ddpm":
+        m = evaluate(compose("evaluate", *common, "bpd=true", run_dir=tmp_path / "vlb"))
+        assert m["bpd_method"] == "vlb" and math.isfinite(m["bpd"])
+    else:
+        with pytest.raises(ConfigError, match="bpd=true is the discrete chain's VLB.*bpd=ode"):
+            evaluate(compose("evaluate", *common, "bpd=true", run_dir=tmp_path / "vlb"))
+        assert not (tmp_path / "vlb").exists()
+
+
 @pytest.mark.parametrize(
     "path",
     [VPPath(), EDMPath(), FlowPath(), DDPMPath(make_schedule("linear", 1000))],
@@ -182,3 +203,51 @@ def test_a_users_path_from_outside_the_package_trains_samples_and_is_a_path(tmp_
         sys.path.remove(str(tmp_path))
     check_forward_process(path)
     check_exact_network_denoises_to_the_posterior_mean(path, "velocity")
+
+
+def test_resume_compares_the_path_and_lets_training_only_options_change(checkpoints, tmp_path):
+    from ddpm.checks import ConfigError
+
+    (tmp_path / "checkpoints").mkdir()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(checkpoints["flow"].read_bytes())
+    with pytest.raises(ConfigError, match="path._target_='ddpm.paths.flow.FlowPath' in the check"):
+        train_in_process(tmp_path, "path=edm", f"ckpt_path={last}", steps=55)
+    with pytest.raises(ConfigError, match="path.t_max=0.999 in the checkpoint, 0.99 now"):
+        train_in_process(tmp_path, "path=flow", "path.t_max=0.99", f"ckpt_path={last}", steps=55)
+    train_in_process(tmp_path, "path=flow", "path.time_sampling=logit_normal",
+                     f"ckpt_path={last}", steps=55)  # fmt: skip
+    assert torch.load(last, weights_only=True)["global_step"] == 55
+
+
+@pytest.mark.slow
+def test_class_conditioning_guidance_and_trajectories_on_edm_and_flow(tmp_path):
+    """The digits default (class-conditional, auto) on the continuous paths: guided samples of
+    the class asked for, the reverse chain's frames labelled in the path's own time."""
+    from PIL import Image
+
+    from conftest import QUIET
+    from ddpm.training import train
+
+    for path, label in (("edm", "σ=80"), ("flow", "t=0.999")):
+        run = tmp_path / path
+        train(compose("train", f"path={path}", "trainer.max_steps=3", "trainer.limit_val_batches=0",
+                      "callbacks.sample_grid.num_samples=10", "sampler.steps=3", *QUIET,
+                      run_dir=run))  # fmt: skip
+        stored = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        assert stored["hyper_parameters"]["run_config"]["model"]["conditional"] is True
+        out = tmp_path / f"{path}_sampled"
+        sample(compose("sample", f"ckpt={run}/checkpoints/last.ckpt", "class_label=3",
+                       "guidance_scale=2.0", "trajectory=true", "sampler=unipc", "sampler.steps=4",
+                       "num_samples=4", "progress=false", run_dir=out))  # fmt: skip
+        data = np.load(out / "samples.npz")
+        assert (data["labels"] == 3).all() and np.isfinite(data["samples"]).all()
+        assert Image.open(out / "trajectory.png").size[0] > 0
+        assert (run / "samples" / "forward_noising.png").is_file()
+        from ddpm.evaluation.loading import load_model
+        from ddpm.samplers import Trajectory, step_levels
+
+        loaded = load_model(run / "checkpoints" / "last.ckpt")
+        sigmas = step_levels(loaded.model.path, 4, "logsnr")
+        traj = Trajectory(sigmas, torch.zeros(1, 1, 8, 8), loaded.model.path, frames=5)
+        assert traj.labels[0] == label

@@ -58,6 +58,26 @@ class Path(ABC):
     max_steps: ClassVar[int | None] = None  # a sampler may visit at most this many levels
     t_min: float  # the smallest time a sampler visits before it steps to the data (level 0)
     t_max: float  # where sampling starts from the prior
+    # options that change how the model is trained, not what it is: a run may resume with others
+    training_only: ClassVar[tuple[str, ...]] = ()
+
+    def __eq__(self, other) -> bool:
+        """The same model: the same class and options, the training-only ones aside."""
+        if type(other) is not type(self):
+            return False
+        mine, theirs = dict(vars(self)), dict(vars(other))
+        for key in self.training_only:
+            mine.pop(key, None), theirs.pop(key, None)
+        return mine == theirs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def check_range(self, low: str = "t_min", high: str = "t_max") -> None:
+        """Refuse a sampling range that is empty (``path.t_min`` not below ``path.t_max``)."""
+        if not self.t_min < self.t_max:
+            raise ConfigError(
+                f"path.{low}={self.t_min} is not valid; it must be below path.{high}={self.t_max}"
+            )
 
     # --- the forward process ------------------------------------------------------------------
     @abstractmethod

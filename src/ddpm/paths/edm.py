@@ -41,6 +41,7 @@ class EDMPath(Path):
 
     name: ClassVar[str] = "edm"
     predictions: ClassVar[tuple[str, ...]] = ("F",)  # the preconditioned network itself
+    training_only: ClassVar[tuple[str, ...]] = ("P_mean", "P_std")
 
     def __init__(
         self,
@@ -53,11 +54,7 @@ class EDMPath(Path):
     ) -> None:
         self.precond, self.sigma_data, self.P_mean, self.P_std = precond, sigma_data, P_mean, P_std
         self.t_min, self.t_max = sigma_min, sigma_max  # time is the level
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, EDMPath) and vars(self) == vars(other)
-
-    __hash__ = None  # type: ignore[assignment]
+        self.check_range("sigma_min", "sigma_max")
 
     def resolve(self, data: Callable[[], Tensor]) -> dict:
         """``sigma_data: auto`` measured on a sample of the training data (``data()`` loads it

@@ -38,6 +38,7 @@ class FlowPath(Path):
 
     name: ClassVar[str] = "flow"
     predictions: ClassVar[tuple[str, ...]] = ("velocity", "x0", "eps")
+    training_only: ClassVar[tuple[str, ...]] = ("time_sampling", "m", "s", "shift", "coupling")
 
     def __init__(
         self,
@@ -51,11 +52,7 @@ class FlowPath(Path):
     ) -> None:
         self.time_sampling, self.m, self.s, self.shift = time_sampling, m, s, shift
         self.coupling, self.t_min, self.t_max = coupling, t_min, t_max
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, FlowPath) and vars(self) == vars(other)
-
-    __hash__ = None  # type: ignore[assignment]
+        self.check_range()
 
     def alpha(self, t: Tensor) -> Tensor:
         return 1.0 - t

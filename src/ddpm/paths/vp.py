@@ -34,6 +34,7 @@ class VPPath(Path):
 
     name: ClassVar[str] = "vp"
     predictions: ClassVar[tuple[str, ...]] = ("eps", "x0", "v", "velocity")
+    training_only: ClassVar[tuple[str, ...]] = ("t_eps",)
 
     def __init__(
         self,
@@ -49,11 +50,7 @@ class VPPath(Path):
         if schedule == "cosine":
             linear_end = math.sqrt(math.expm1((beta_max - beta_min) / 2 + beta_min))
             self.t_max = float(self.time_at(torch.tensor([linear_end], dtype=torch.float64)))
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, VPPath) and vars(self) == vars(other)
-
-    __hash__ = None  # type: ignore[assignment]
+        self.check_range()
 
     def _theta(self, t: Tensor) -> Tensor:
         return (t + self.s) / (1 + self.s) * (math.pi / 2)

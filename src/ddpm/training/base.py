@@ -6,14 +6,16 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+from ddpm.config import data_info
 from ddpm.config.plugin import Plugin
+from ddpm.data.info import DataInfo
 from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
 
@@ -47,6 +49,11 @@ class AveragedModule(L.LightningModule):
             self.net.compile()
         self.optimizer_fn = optimizer or partial(torch.optim.Adam)
         self._ema_updates = 0
+
+    @cached_property
+    def data(self) -> DataInfo:
+        """The data the model is trained on, as the run config states it (read once)."""
+        return data_info(self.hparams.run_config or {})
 
     @staticmethod
     def build_optimizer(node: Mapping[str, Any]) -> Callable:

@@ -11,7 +11,6 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
 from ddpm.checks import NonNegativeInt, PositiveInt, Range
-from ddpm.config import data_info
 from ddpm.config.schema import DenoiserConfig
 from ddpm.data.base import dataset_tensors
 from ddpm.figures import save_image_grid, save_scatter, save_strip
@@ -68,7 +67,7 @@ class SampleGrid(Callback):
             return
         self._last_step = step
         labels = None
-        classes = data_info(module.hparams.run_config).num_classes
+        classes = module.data.num_classes
         if module.hparams.get("conditional") and classes:
             labels = torch.arange(self.num_samples, device=module.device) % classes
         x = module.generate(

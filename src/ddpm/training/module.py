@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Probability, Range
-from ddpm.config import ModelRecipe, data_info
+from ddpm.config import ModelRecipe
 from ddpm.diffusion import TrainedVariance
 from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
@@ -122,11 +122,10 @@ class DiffusionModule(AveragedModule):
     # --- sampling ------------------------------------------------------------------------------
     def model(self, use_ema: bool = True) -> DiffusionModel:
         """The EMA (or raw) network as a model that samples and scores itself."""
-        config = self.hparams.run_config or {}
         return DiffusionModel(
             self.ema if use_ema else self.net,
             self.path,
-            data_info(config),
+            self.data,
             self.prediction,
             learned=self.hparams.variance == "learned_range",
             conditional=self.hparams.conditional,

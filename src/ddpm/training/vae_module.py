@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import ConfigError, PositiveFloat, PositiveInt, Range
-from ddpm.config import ModelRecipe, data_info
+from ddpm.config import ModelRecipe
 from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.models import SamplingOptions, VAEModel
 from ddpm.nets.vae import VAE
@@ -75,7 +75,7 @@ class VAEModule(AveragedModule):
     def model(self, use_ema: bool = True) -> VAEModel:
         """The EMA (or raw) VAE as a model that samples and scores itself."""
         net = self.ema if use_ema else self.net
-        return VAEModel(net, data_info(self.hparams.run_config), self.hparams.decoder_noise)
+        return VAEModel(net, self.data, self.hparams.decoder_noise)
 
     @torch.no_grad()
     def generate(
