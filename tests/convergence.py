@@ -99,3 +99,17 @@ def log_log_slope(steps_list, errs) -> float:
 def fitted_order(fn, steps_list=(16, 32, 64), mix=SMOOTH, **options) -> float:
     """The slope of log(error) against log(steps), by least squares."""
     return log_log_slope(steps_list, errors(fn, steps_list, mix, **options))
+
+
+def check_recovers_the_mixture(x: torch.Tensor, what=None, mix: GaussianMixture = MIX) -> None:
+    """Samples ``x`` of ``mix``: component weights within 4 binomial SE, component means within
+    4 SE + 0.01, stds within 10%."""
+    n = len(x)
+    comp = mix.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
+    for j in range(len(mix.weights)):
+        w, sd = mix.weights[j].item(), mix.stds[j].item()
+        frac = (comp == j).double().mean().item()
+        assert abs(frac - w) < 4 * math.sqrt(w * (1 - w) / n), (what, j, frac)
+        xj = x[comp == j]
+        assert (xj.mean(0) - mix.means[j]).abs().max() < 4 * sd / math.sqrt(len(xj)) + 1e-2, what
+        assert abs(xj.std(0).mean().item() / sd - 1) < 0.10, what

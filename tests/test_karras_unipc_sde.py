@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from convergence import GAUSSIAN, MIX, fitted_order
+from convergence import GAUSSIAN, MIX, check_recovers_the_mixture, fitted_order
 from convergence import x_T_2d as _x_T
 from ddpm.paths import DDPMPath
 from ddpm.samplers import Denoiser, sample, sample_generators, step_levels
@@ -248,14 +248,7 @@ def test_churn_samples_recover_the_mixture(sched, method):
         MIX.model_fn(sched), sched, _x_T(n), method, steps=50, s_churn=10.0,
         generator=torch.Generator().manual_seed(1),
     )  # fmt: skip
-    comp = MIX.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
-    for j in range(2):
-        w, sd = MIX.weights[j].item(), MIX.stds[j].item()
-        frac = (comp == j).double().mean().item()
-        assert abs(frac - w) < 4 * math.sqrt(w * (1 - w) / n), (method, j, frac)
-        xj = x[comp == j]
-        assert (xj.mean(0) - MIX.means[j]).abs().max() < 4 * sd / math.sqrt(len(xj)) + 1e-2
-        assert abs(xj.std(0).mean().item() / sd - 1) < 0.10
+    check_recovers_the_mixture(x, method)
 
 
 def test_samplers_take_any_step_list(sched):

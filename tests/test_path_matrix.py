@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import compose, train_in_process
-from convergence import MIX
+from convergence import MIX, check_recovers_the_mixture
 from ddpm.evaluation import evaluate, sample
 from ddpm.paths import DDPMPath, EDMPath, FlowPath, VPPath
 from ddpm.samplers import builtin_sampler_names
@@ -114,14 +114,7 @@ def test_ancestral_sampling_recovers_the_mixture_on_every_path(path):
         MIX.network(path), path, x_T, "ddpm", steps=100, spacing="logsnr",
         generator=torch.Generator().manual_seed(1),
     )  # fmt: skip
-    comp = MIX.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
-    for j in range(2):
-        w, sd = MIX.weights[j].item(), MIX.stds[j].item()
-        frac = (comp == j).double().mean().item()
-        assert abs(frac - w) < 4 * math.sqrt(w * (1 - w) / n), (path.name, j, frac)
-        xj = x[comp == j]
-        assert (xj.mean(0) - MIX.means[j]).abs().max() < 4 * sd / math.sqrt(len(xj)) + 1e-2
-        assert abs(xj.std(0).mean().item() / sd - 1) < 0.10
+    check_recovers_the_mixture(x, path.name)
 
 
 USER_PATH = '''

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from convergence import GAUSSIAN, MIX, SMOOTH, fitted_order
+from convergence import GAUSSIAN, MIX, SMOOTH, check_recovers_the_mixture, fitted_order
 from convergence import x_T_2d as _x_T
 from ddpm.oracles import GaussianMixture
 from ddpm.samplers import SPACINGS, builtin_sampler_names, sample, sample_generators, timesteps
@@ -37,15 +37,7 @@ def test_samplers_recover_the_mixture(sched, method, kw):
         MIX.model_fn(sched, "eps"), sched, _x_T(n), method,
         generator=torch.Generator().manual_seed(1), **kw,
     )  # fmt: skip
-    comp = MIX.responsibilities(x, torch.ones(n, dtype=torch.float64)).argmax(1)
-    for j in range(2):
-        w = MIX.weights[j].item()
-        frac = (comp == j).double().mean().item()
-        assert abs(frac - w) < 4 * math.sqrt(w * (1 - w) / n), (method, j, frac)
-        xj = x[comp == j]
-        sd = MIX.stds[j].item()
-        assert (xj.mean(0) - MIX.means[j]).abs().max() < 4 * sd / math.sqrt(len(xj)) + 1e-2
-        assert abs(xj.std(0).mean().item() / sd - 1) < 0.10
+    check_recovers_the_mixture(x, method)
 
 
 @pytest.mark.parametrize("prediction", ["x0", "v", "mu"])

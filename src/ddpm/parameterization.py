@@ -143,26 +143,3 @@ def x0_error_scale(schedule: Schedule, prediction: str, k: Tensor) -> Tensor:
     if prediction == "mu":
         return schedule.posterior_mean_coef1[k] ** 2
     return torch.ones_like(schedule.snr[k])
-
-
-def predict_x0_eps_continuous(
-    alpha_bar: Tensor, prediction: str, out: Tensor, x_t: Tensor, clip_x0: bool = False
-) -> tuple[Tensor, Tensor]:
-    """:func:`predict_x0_eps` at a real-valued time given by ``alpha_bar`` (shape (N,)), for ODE
-    solvers that step between the trained indices. ``mu`` is tied to a discrete step and has no
-    continuous form."""
-    a = alpha_bar.to(x_t.device, x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1)))
-    alpha, sigma = a.sqrt(), (1 - a).sqrt()
-    if prediction == "eps":
-        x0 = (x_t - sigma * out) / alpha
-    elif prediction == "x0":
-        x0 = out
-    elif prediction == "v":
-        x0 = alpha * x_t - sigma * out
-    else:
-        raise ValueError(f"prediction {prediction!r} has no continuous-time form; use eps, x0 or v")
-    if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)
-    if prediction == "eps" and not clip_x0:
-        return x0, out
-    return x0, (x_t - alpha * x0) / sigma
