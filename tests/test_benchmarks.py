@@ -117,14 +117,24 @@ def test_trained_samplers_fits_heun_to_the_budget_and_tables_the_best_setting():
     trained = _load("trained_samplers")
     assert [trained.steps_for("heun", n) for n in (5, 10, 20)] == [3, 5, 10]  # 2 n - 1 <= budget
     assert trained.steps_for("unipc", 10) == 10
-    plain = {"sampler": "unipc", "spacing": "logsnr", "options": "", "confident_share": 0.8}
+    plain = {"sampler": "unipc", "spacing": "logsnr", "options": "", "confident_share": 0.8,
+             "defaults": True}  # fmt: skip
     rows = [
         plain | {"checkpoint": "edm", "budget": 10, "fid": 6.0},
-        plain | {"checkpoint": "edm", "budget": 10, "fid": 5.0, "options": "clip_x0=False"},
+        plain
+        | {
+            "checkpoint": "edm",
+            "budget": 10,
+            "fid": 5.0,
+            "options": "clip_x0=False",
+            "defaults": False,
+        },  # fmt: skip
         plain | {"checkpoint": "edm", "budget": 10, "fid": 7.0, "sampler": "ddim"},
     ]
     (line,) = trained.table(rows).splitlines()[2:]
     assert line.startswith("| edm | 10 | 5.00 / 0.800 (unipc logsnr clip_x0=False)")
     assert line.endswith("| unipc 6.00, ddim 7.00 |")  # defaults only, best first
+    ranked = trained.ranking(rows).splitlines()[2:]
+    assert ranked[0].startswith("| ddim | logsnr | 7.00 |") and "| 5.00 |" in ranked[1]
     settings = trained.settings(sweep=True)
     assert {"sampler": "ddpm"} in settings and len(settings) > len(trained.settings(sweep=False))

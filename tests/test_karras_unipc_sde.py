@@ -264,7 +264,7 @@ def test_samplers_take_any_step_list(sched):
 
 @pytest.mark.parametrize("fn", [dpm_solver, unipc])
 def test_auto_order_is_second_below_its_threshold_and_third_from_it(fn, sched):
-    """``order="auto"`` (the default) runs order 2 below ``THIRD_ORDER_FROM`` steps, 3 from it."""
+    """``order="auto"`` runs order 2 below ``THIRD_ORDER_FROM`` steps, 3 from it."""
     third_from = importlib.import_module(fn.__module__).THIRD_ORDER_FROM
     eps, x_T = GAUSSIAN.model_fn(sched, "eps"), _x_T(64)
 
@@ -272,6 +272,6 @@ def test_auto_order_is_second_below_its_threshold_and_third_from_it(fn, sched):
         return sample(eps, sched, x_T, fn, steps, spacing="logsnr", **order)
 
     for steps, order in [(5, 2), (third_from - 1, 2), (third_from, 3), (20, 3)]:
-        auto = run(steps)
+        auto = run(steps, order="auto")
         assert torch.equal(auto, run(steps, order=order))
         assert not torch.allclose(auto, run(steps, order=5 - order))

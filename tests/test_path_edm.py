@@ -97,3 +97,14 @@ def test_predictions_and_options_it_does_not_have_are_refused_in_one_line():
                               config_dir=None)  # fmt: skip
     with pytest.raises(ConfigError, match="schedule=... applies only with path=ddpm"):
         preflight("train", REPO / "conf", args, PARSERS["train"])
+
+
+def test_its_time_is_discretized_as_karras_et_al_eq_5():
+    """The time-based spacings are stated in sigma^(1/7): uniform is the Karras schedule."""
+    from ddpm.samplers import step_levels
+
+    path = EDMPath()
+    assert torch.allclose(step_levels(path, 9, "uniform"), step_levels(path, 9, "karras"))
+    u = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    mid = ((0.002 ** (1 / 7) + 80 ** (1 / 7)) / 2) ** 7
+    assert torch.allclose(path.time_grid(u), torch.tensor([0.002, mid, 80.0], dtype=torch.float64))

@@ -24,6 +24,8 @@ class VAE(nn.Module):
     ``p(x|z)``; ``latent_dim`` is the size of ``z``. Subclass it for your own architecture."""
 
     latent_dim: int
+    # the model a network is trained by, for the refusal of any other (a denoiser states none)
+    trained_by = "model=vae (or experiment=digits_vae)"
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError

@@ -110,6 +110,12 @@ class Path(ABC):
     def sigma_max(self) -> float:
         return float(self.noise_level(torch.tensor([self.t_max], dtype=torch.float64)))
 
+    def time_grid(self, u: Tensor) -> Tensor:
+        """The times of the fractions ``u`` of the sampling range (0: ``t_min``, 1: ``t_max``):
+        how the path discretizes its time (linear in ``t`` by default), which the time-based
+        spacings (uniform, leading, trailing, quadratic) are stated in."""
+        return self.t_min + u * (self.t_max - self.t_min)
+
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t = alpha(t) x_0 + sigma(t) eps`` (the seed's eq. 31 for the VP chain)."""
         return broadcast(self.alpha(t), x0) * x0 + broadcast(self.sigma(t), x0) * noise

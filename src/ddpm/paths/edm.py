@@ -14,7 +14,9 @@ Training levels ``ln sigma ~ N(P_mean, P_std^2)`` (-1.2, 1.2) and the loss weigh
 ``lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2`` (``1 / sigma^2`` for the vp and
 ve columns): ``lambda c_out^2 = 1``, so the loss is the plain squared error of ``F`` against its
 effective target ``(x_0 - c_skip x) / c_out`` (their eq. 8 and sec. 5). Sampling runs from
-``sigma_max = 80`` to ``sigma_min = 0.002``, the prior ``N(0, sigma_max^2 I)``.
+``sigma_max = 80`` to ``sigma_min = 0.002``, the prior ``N(0, sigma_max^2 I)``, and the path's
+time is discretized uniformly in ``sigma^(1/7)`` (their eq. 5: ``spacing=uniform`` is their
+schedule).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ddpm.paths.base import Path, broadcast
 
 Precond = Literal["edm", "vp", "ve"]
 VP_BETA_D, VP_BETA_MIN, VP_M = 19.9, 0.1, 1000
+RHO = 7.0  # the exponent of Karras et al.'s time discretization (eq. 5)
 
 
 class EDMPath(Path):
@@ -88,6 +91,12 @@ class EDMPath(Path):
 
     def time_at(self, level: Tensor) -> Tensor:
         return torch.as_tensor(level, dtype=torch.float64)
+
+    def time_grid(self, u: Tensor) -> Tensor:
+        """Karras et al.'s discretization (eq. 5): uniform in ``sigma^(1/rho)``, rho = 7, so the
+        time-based spacings are stated in it (``uniform`` is their schedule, ``spacing=karras``)."""
+        lo, hi = self.t_min ** (1 / RHO), self.t_max ** (1 / RHO)
+        return (lo + u * (hi - lo)) ** RHO
 
     def prior_scale(self, level: float) -> float:
         return level

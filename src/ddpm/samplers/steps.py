@@ -6,10 +6,10 @@ denoiser's ``sigma``), strictly decreasing from the path's ``sigma_max`` region 
 plain data: print it, pass it to any sampler, on any path. The next level is always the next
 entry of the list, never recomputed as ``k - T // steps`` (the diffusers DDIM off-by-one).
 
-Spacings are stated in the path's own time ``t`` (uniform, leading, trailing, quadratic) or in the
-level itself (logsnr, karras), so they mean the same on every path; on the discrete chain the time
-is the trained index, and with ``quantize`` the level-based lists are rounded to trained indices
-too (:func:`timesteps`, the chain's integer lists).
+Spacings are stated in the path's own sampling time (uniform, leading, trailing, quadratic:
+:meth:`ddpm.paths.Path.time_grid`) or in the level itself (logsnr, karras, the same on every
+path); on the discrete chain the time is the trained index, and with ``quantize`` the level-based
+lists are rounded to trained indices too (:func:`timesteps`, the chain's integer lists).
 """
 
 from __future__ import annotations
@@ -53,22 +53,21 @@ def level_spacing(sigma_min: float, sigma_max: float, steps: int, spacing: str) 
     return karras_sigmas(sigma_min, sigma_max, steps)
 
 
-def time_spacing(t_min: float, t_max: float, steps: int, spacing: str) -> Tensor:
-    """``steps`` descending times of a continuous path: ``uniform`` (= ``linspace``) from
-    ``t_max`` to ``t_min``; ``leading`` ``t_min + j (t_max - t_min) / steps`` (below ``t_max``,
-    as the DDIM paper's); ``trailing`` ``t_max - j (t_max - t_min) / steps`` (Lin et al. 2024:
-    the uniform Euler grid of flow matching); ``quadratic`` in the step number (DDIM paper)."""
+def unit_spacing(steps: int, spacing: str) -> Tensor:
+    """``steps`` descending fractions ``u`` of a path's sampling range (1: its start, 0: its
+    end): ``uniform`` (= ``linspace``) from 1 to 0; ``leading`` ``j / steps`` (below 1, as the
+    DDIM paper's); ``trailing`` ``1 - j / steps`` (Lin et al. 2024: the uniform Euler grid of flow
+    matching); ``quadratic`` in the step number (DDIM paper)."""
     j = torch.arange(steps, dtype=torch.float64)
-    span = t_max - t_min
     if spacing in ("uniform", "linspace"):
-        t = torch.linspace(t_min, t_max, steps, dtype=torch.float64)
+        u = torch.linspace(0, 1, steps, dtype=torch.float64)
     elif spacing == "leading":
-        t = t_min + j * span / steps
+        u = j / steps
     elif spacing == "trailing":
-        t = t_max - (steps - 1 - j) * span / steps
+        u = 1 - (steps - 1 - j) / steps
     else:  # quadratic
-        t = t_min + (j / (steps - 1)) ** 2 * span
-    return t.flip(0)
+        u = (j / (steps - 1)) ** 2
+    return u.flip(0)
 
 
 def timesteps(schedule: Schedule, steps: int, spacing: Spacing = "uniform") -> Tensor:
@@ -133,8 +132,7 @@ def step_levels(path: Path, steps: int, spacing: Spacing = "uniform", quantize: 
     elif spacing in LEVEL_SPACINGS:
         levels = level_spacing(path.sigma_min, path.sigma_max, steps, spacing)
     else:
-        times = time_spacing(path.t_min, path.t_max, steps, spacing)
-        levels = path.noise_level(times)
+        levels = path.noise_level(path.time_grid(unit_spacing(steps, spacing)))
     return torch.cat([levels.double(), torch.zeros(1, dtype=torch.float64)])
 
 

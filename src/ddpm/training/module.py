@@ -14,7 +14,6 @@ from ddpm.config import ModelRecipe
 from ddpm.diffusion import TrainedVariance
 from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
-from ddpm.nets.vae import VAE
 from ddpm.paths import Path, as_path
 from ddpm.random import step_generator
 from ddpm.samplers import SamplerSpec, builtin_sampler
@@ -94,10 +93,11 @@ class DiffusionModule(AveragedModule):
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:
-        if isinstance(network_cls, type) and issubclass(network_cls, VAE):
+        """A network that names another model to train it (``trained_by``) is refused."""
+        if trained_by := getattr(network_cls, "trained_by", None):
             return (
-                f"network={network_cls.__name__} is a VAE; train it with model=vae (or "
-                f"experiment=digits_vae), or pick a denoiser: network=unet, simple_unet or mlp"
+                f"network={getattr(network_cls, '__name__', network_cls)} is not a denoiser; "
+                f"train it with {trained_by}, or pick a denoiser: network=unet, simple_unet or mlp"
             )
         return None
 
