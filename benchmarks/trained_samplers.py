@@ -68,7 +68,8 @@ def run(checkpoints: dict[str, str], budgets, n: int, seed: int, sweep: bool, ca
         extractor = make_extractor(loaded, dm, None, cache)
         real = real_features(extractor, dm, cache, None)
         labels = make_labels(loaded, None, n)
-        discrete = getattr(loaded.model, "path", None) is not None and loaded.model.path.discrete
+        path_name = loaded.model.path.name
+        discrete = loaded.model.path.discrete
         for setting, nfe in itertools.product(settings(sweep), budgets):
             if "quantize" in setting and not discrete:
                 continue
@@ -82,7 +83,8 @@ def run(checkpoints: dict[str, str], budgets, n: int, seed: int, sweep: bool, ca
             x, info = loaded.model.generate(spec, options, range(n), seed, 500, labels)
             m = score_samples(x, extractor, real, None)
             rows.append({
-                "checkpoint": label, "budget": nfe, "nfe": info["nfe"], "sampler": name,
+                "checkpoint": label, "path": path_name, "budget": nfe, "nfe": info["nfe"],
+                "sampler": name,
                 "spacing": spec.spacing, "defaults": len(setting) == 1,
                 "options": " ".join(f"{k}={v}" for k, v in setting.items()
                                     if k not in ("sampler", "spacing")),
@@ -113,10 +115,12 @@ def table(rows: list[dict]) -> str:
 
 
 def ranking(rows: list[dict]) -> str:
-    """Per sampler, its settings by the geometric mean of FID over every checkpoint and budget
-    (the rule the defaults are chosen by), each with its geometric mean of confident share."""
-    lines = ["| sampler | setting | geometric mean FID | mean confident share | cells |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    """Per sampler, its settings by the rule the defaults are chosen by: the geometric mean of
+    FID over each path's checkpoints and budgets, then over the paths (each path weighs the
+    same, however many checkpoints it has); with the mean confident share."""
+    paths = sorted({r["path"] for r in rows})
+    lines = [f"| sampler | setting | FID, geometric mean | {' | '.join(paths)} | confident |",
+             "|---|---|---|" + "---|" * len(paths) + "---|"]  # fmt: skip
     cells = {(r["checkpoint"], r["budget"]) for r in rows}
     by = lambda r: (r["sampler"], r["spacing"], r["options"])  # noqa: E731
     scores = []
@@ -124,19 +128,40 @@ def ranking(rows: list[dict]) -> str:
         group = list(group)
         if len(group) < len(cells):  # a setting that ran on part of the checkpoints only
             continue
-        fid = math.exp(sum(math.log(r["fid"]) for r in group) / len(group))
+        per = {
+            p: math.exp(sum(math.log(r["fid"]) for r in group if r["path"] == p)
+                        / sum(r["path"] == p for r in group))
+            for p in paths
+        }  # fmt: skip
+        fid = math.exp(sum(math.log(v) for v in per.values()) / len(per))
         conf = sum(r["confident_share"] for r in group) / len(group)
-        scores.append((name, fid, f"{spacing} {options}".strip(), conf, len(group)))
-    for name, fid, setting, conf, n in sorted(scores):
-        lines.append(f"| {name} | {setting} | {fid:.2f} | {conf:.3f} | {n} |")
+        scores.append((name, fid, f"{spacing} {options}".strip(), per, conf))
+    for name, fid, setting, per, conf in sorted(scores):
+        cols = " | ".join(f"{per[p]:.2f}" for p in paths)
+        lines.append(f"| {name} | {setting} | {fid:.2f} | {cols} | {conf:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of an earlier run's CSV, typed back."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for key in ("budget", "nfe"):
+            r[key] = int(r[key])
+        for key in ("fid", "confident_share", "out_of_range", "seconds"):
+            r[key] = float(r[key])
+        r["defaults"] = r["defaults"] == "True"
+        r.setdefault("path", r["checkpoint"])
+    return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--ckpt", nargs="+", required=True, help="LABEL=PATH of each checkpoint")
+    p.add_argument("--ckpt", nargs="+", help="LABEL=PATH of each checkpoint")
+    p.add_argument("--report", help="only tabulate the rows of this earlier run's CSV")
     p.add_argument("--nfe", nargs="+", type=int, default=[5, 10, 20, 35])
     p.add_argument("--num-samples", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -144,15 +169,18 @@ def main() -> None:
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "ddpm"))
     p.add_argument("--out", default="results/trained_samplers")
     a = p.parse_args()
-    checkpoints = dict(item.split("=", 1) for item in a.ckpt)
-    torch.set_grad_enabled(False)
-    rows = run(checkpoints, a.nfe, a.num_samples, a.seed, a.sweep, Path(a.cache_dir))
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    if a.report:
+        rows = read_rows(Path(a.report))
+    else:
+        checkpoints = dict(item.split("=", 1) for item in a.ckpt or [])
+        torch.set_grad_enabled(False)
+        rows = run(checkpoints, a.nfe, a.num_samples, a.seed, a.sweep, Path(a.cache_dir))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.with_suffix(".csv"), "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     out.with_suffix(".md").write_text(table(rows) + "\n" + ranking(rows))
     print(table(rows) + "\n" + ranking(rows))
 

@@ -118,7 +118,7 @@ def test_trained_samplers_fits_heun_to_the_budget_and_tables_the_best_setting():
     assert [trained.steps_for("heun", n) for n in (5, 10, 20)] == [3, 5, 10]  # 2 n - 1 <= budget
     assert trained.steps_for("unipc", 10) == 10
     plain = {"sampler": "unipc", "spacing": "logsnr", "options": "", "confident_share": 0.8,
-             "defaults": True}  # fmt: skip
+             "defaults": True, "path": "edm"}  # fmt: skip
     rows = [
         plain | {"checkpoint": "edm", "budget": 10, "fid": 6.0},
         plain
@@ -135,6 +135,13 @@ def test_trained_samplers_fits_heun_to_the_budget_and_tables_the_best_setting():
     assert line.startswith("| edm | 10 | 5.00 / 0.800 (unipc logsnr clip_x0=False)")
     assert line.endswith("| unipc 6.00, ddim 7.00 |")  # defaults only, best first
     ranked = trained.ranking(rows).splitlines()[2:]
-    assert ranked[0].startswith("| ddim | logsnr | 7.00 |") and "| 5.00 |" in ranked[1]
+    assert ranked[0].startswith("| ddim | logsnr | 7.00 | 7.00 |") and "| 5.00 |" in ranked[1]
+    two_paths = rows[:2] + [
+        r | {"checkpoint": "flow", "path": "flow", "fid": 4.0} for r in rows[:2]
+    ]
+    two_paths += [two_paths[2] | {"checkpoint": "flow_ln", "fid": 16.0},
+                  two_paths[3] | {"checkpoint": "flow_ln", "fid": 16.0}]  # fmt: skip
+    first = trained.ranking(two_paths).splitlines()[2]  # each path weighs the same
+    assert first == "| unipc | logsnr clip_x0=False | 6.32 | 5.00 | 8.00 | 0.800 |", first
     settings = trained.settings(sweep=True)
     assert {"sampler": "ddpm"} in settings and len(settings) > len(trained.settings(sweep=False))
