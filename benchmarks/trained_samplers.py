@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from samplers import steps_for
 
 from ddpm.evaluation.features import make_extractor, real_features, score_samples
 from ddpm.evaluation.loading import load_model
@@ -34,10 +35,6 @@ from ddpm.samplers import builtin_sampler
 DETERMINISTIC = ("ddim", "dpm_solver", "unipc", "ipndm", "euler", "heun")
 STOCHASTIC = ("ddpm", "dpm_solver_sde")
 SWEEP_SPACINGS = ("quadratic", "logsnr", "karras")
-
-
-def steps_for(name: str, nfe: int) -> int:
-    return (nfe + 1) // 2 if name == "heun" else nfe
 
 
 def settings(sweep: bool) -> list[dict]:

@@ -98,6 +98,13 @@ def test_unconditional_digits_exports_to_a_pipeline_that_runs(tmp_path):
     assert ddim(batch_size=1, num_inference_steps=3, output_type="np").images.shape == (1, 8, 8, 1)
 
 
+def test_the_trained_reverse_variance_is_exported(tmp_path):
+    ckpt = _fake_checkpoint(tmp_path, "model.variance=fixed_large")
+    export_diffusers(ckpt, tmp_path / "hub")
+    pipe = diffusers.DDPMPipeline.from_pretrained(tmp_path / "hub")
+    assert pipe.scheduler.config.variance_type == "fixed_large"
+
+
 def test_cifar10_preset_exports_with_random_weights(tmp_path):
     """The Ho et al. CIFAR-10 UNet (35.7M parameters) maps onto UNet2DModel exactly."""
     from ddpm.config import network_kwargs, parse_train

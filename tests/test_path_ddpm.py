@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from conftest import REPO, compose
+from ddpm.checks import ConfigError
 from ddpm.oracles import GaussianMixture
 from ddpm.paths import DDPMPath
-from ddpm.samplers import Denoiser, step_levels
-from ddpm.schedule import make_schedule
+from ddpm.samplers import Denoiser, builtin_sampler, sample, step_levels
+from ddpm.schedule import make_schedule, respace
 from path_checks import (
     check_exact_network_denoises_to_the_posterior_mean,
     check_exact_network_minimises_the_loss,
@@ -69,6 +70,30 @@ def test_step_lists_are_trained_levels_unless_quantize_is_off(path):
     assert exact[0] == pytest.approx(path.sigma_max, rel=1e-12)
     assert exact[-2] == pytest.approx(path.sigma_min, rel=1e-12)
     assert sum(float(s) in set(path.levels.tolist()) for s in exact[1:-2]) == 0
+
+
+def test_a_respaced_chain_calls_the_network_at_the_indices_it_was_trained_on():
+    kept = [0, 9, 99, 499, 999]
+    chain = DDPMPath(respace(make_schedule("linear", 1000), kept))
+    seen = []
+
+    def net(x, c):
+        seen.extend(c.tolist())
+        return torch.zeros_like(x)
+
+    sample(net, chain.schedule, torch.randn(3, 2), method="ddim", steps=5)
+    assert sorted(set(seen)) == kept and all(isinstance(c, int) for c in seen)
+    between = chain.c_noise(torch.tensor([2.5], dtype=torch.float64))  # halfway from 99 to 499
+    assert between.dtype == torch.float32 and float(between) == pytest.approx(299.0)
+
+
+def test_real_valued_levels_may_outnumber_the_trained_ones(path):
+    karras = builtin_sampler("euler").updated(steps=1200, spacing="karras")
+    karras.check_steps(path, quantize=False)  # levels between the trained ones: allowed
+    assert len(karras.step_list(path, quantize=False)) == 1201
+    for spec, quantize in ((karras, True), (karras.updated(spacing="quadratic"), False)):
+        with pytest.raises(ConfigError, match=r"sampler.steps=1200 is not valid.*\[1, 1000\]"):
+            spec.check_steps(path, quantize)
 
 
 def test_a_checkpoint_of_the_earlier_version_samples_as_it_did(tmp_path):

@@ -1,4 +1,4 @@
-"""Schedules: values, edge cases, respacing (MATH.md conventions and pitfalls)."""
+"""Schedules: values, edge cases, respacing."""
 
 import math
 

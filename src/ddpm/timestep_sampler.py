@@ -1,4 +1,5 @@
-"""How training picks timesteps: uniformly, or by importance for the VLB objective."""
+"""How training picks times: from a path's own distribution, and on the discrete chain uniformly
+or by importance for the VLB objective."""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ import torch
 from torch import Tensor
 
 TimestepSampling = Literal["uniform", "importance"]
+
+
+class TimeSampler:
+    """Training times from a path's own distribution (its ``sample_times``), weight 1."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def sample(self, n: int, device, generator=None) -> tuple[Tensor, Tensor]:
+        return self.path.sample_times(n, generator, device), torch.ones(n, device=device)
+
+    def update(self, t: Tensor, losses: Tensor) -> None:
+        pass
 
 
 class UniformSampler:

@@ -28,9 +28,10 @@ PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
 AS_SAFETENSORS = "export as --format safetensors instead"
 
 
-def ddpm_scheduler_config(model) -> dict:
+def ddpm_scheduler_config(model, variance: str) -> dict:
     """``DDPMScheduler`` settings that reproduce the discrete chain (its betas, hence
-    alphas_cumprod), prediction type, reverse variance and x0 clipping."""
+    alphas_cumprod), prediction type, reverse variance (the trained ``model.variance``:
+    fixed_small, fixed_large or learned_range, diffusers' names too) and x0 clipping."""
     if model.prediction not in PREDICTION_TYPES:
         raise ConfigError(
             f"model.prediction={model.prediction} has no diffusers prediction_type (epsilon, "
@@ -41,19 +42,19 @@ def ddpm_scheduler_config(model) -> dict:
         "num_train_timesteps": schedule.num_timesteps,
         "trained_betas": schedule.betas.tolist(),
         "prediction_type": PREDICTION_TYPES[model.prediction],
-        "variance_type": "learned_range" if model.learned else "fixed_small",
+        "variance_type": variance,
         "clip_sample": True,
         "clip_sample_range": 1.0,
     }
 
 
-def diffusers_scheduler(model):
+def diffusers_scheduler(model, variance: str = "fixed_small"):
     """``(scheduler, runs_in_DDPMPipeline)`` for the path of ``model``, or a one-line refusal."""
     import diffusers
 
     path = model.path
     if path.name == "ddpm":
-        return diffusers.DDPMScheduler(**ddpm_scheduler_config(model)), True
+        return diffusers.DDPMScheduler(**ddpm_scheduler_config(model, variance)), True
     if path.name == "flow" and model.prediction == "velocity":
         return diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0), True
     if path.name == "edm" and path.precond == "edm":
@@ -89,7 +90,7 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
             f"{ckpt} holds {type(model.net).__name__}; only ddpm.nets.UNet (network=unet) has a "
             f"diffusers UNet2DModel counterpart; {AS_SAFETENSORS}"
         )
-    scheduler, runs_in_pipeline = diffusers_scheduler(model)
+    scheduler, runs_in_pipeline = diffusers_scheduler(model, loaded.recipe.variance)
     kwargs = loaded.recipe.network.kwargs
     unet = diffusers.UNet2DModel(**unet_config(kwargs, model.conditional))
     missing, unexpected = unet.load_state_dict(

@@ -20,6 +20,7 @@ from ddpm.ode_likelihood import ode_bits_per_dim
 from ddpm.paths import Path
 from ddpm.random import sample_generators
 from ddpm.samplers import SamplerSpec, draw_samples, network_denoiser
+from ddpm.samplers.draw import unconditional
 
 
 @dataclass
@@ -116,18 +117,17 @@ class DiffusionModel(GenerativeModel):
         info["method"] = sampler.name
         return x, info
 
-    def steps(self, sampler: SamplerSpec, quantize: bool = True) -> int | None:
-        return None if sampler.adaptive else len(sampler.step_list(self.path, quantize)) - 1
+    def steps(self, sampler: SamplerSpec) -> int | None:
+        return None if sampler.adaptive else sampler.steps or self.path.max_steps
 
     def net_fn(self, keep_variance: bool = False):
         """``(x_in, c_noise) -> network output``, unconditional (the null label for a conditional
         net). A learned-variance network outputs ``[prediction, v]``: the variance half is kept
         only with ``keep_variance``."""
-        net, learned = self.net, self.learned
+        net_fn, learned = unconditional(self.net, self.conditional), self.learned
 
         def fn(x, c):
-            null = torch.full((len(x),), -1, device=x.device)
-            out = net(x, c, null) if self.conditional else net(x, c)
+            out = net_fn(x, c)
             return out.chunk(2, dim=1)[0] if learned and not keep_variance else out
 
         return fn

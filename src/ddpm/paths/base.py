@@ -6,8 +6,8 @@ discrete DDPM chain, a real ``t`` for the continuous ones, ``sigma`` itself for 
 samplers see is only the **noise level** ``level = sigma(t) / alpha(t)`` (EDM's ``sigma``,
 ``e^{-lambda}`` with ``lambda`` the half log-SNR) and the state on the ``x / alpha`` scale,
 ``xbar = x_0 + level * eps``: in those coordinates every path is the same process (Karras et al.
-2022, sec. 2 and eq. 4; MATH.md "The continuous view"), so one sampler runs on every path and the
-path enters only through the denoiser (:class:`ddpm.samplers.Denoiser`) and the prior.
+2022, sec. 2 and eq. 4), so one sampler runs on every path and the path enters only through the
+denoiser (:class:`ddpm.samplers.Denoiser`), the prior and the levels it offers (:meth:`sampling_levels`).
 
 A network of a path is called ``net(c_in(t) x_t, c_noise(t)[, y])``; its output is turned into
 ``x_0`` by :meth:`Path.x0` for the model's ``prediction`` (eps, x0, Salimans' v, the velocity
@@ -24,6 +24,8 @@ from torch import Tensor
 
 from ddpm.checks import ConfigError
 from ddpm.likelihood import mean_flat
+from ddpm.paths.spacing import Spacing, spaced_levels
+from ddpm.timestep_sampler import TimeSampler
 
 DISCRETE_ONLY = {
     "loss": ("simple", "the VLB terms and min-SNR weights are the discrete chain's"),
@@ -213,6 +215,19 @@ class Path(ABC):
         raise ConfigError(f"path={self.name} has no prediction {prediction!r}")
 
     # --- sampling ------------------------------------------------------------------------------------
+    def sampling_levels(self, steps: int, spacing: Spacing, quantize: bool = True) -> Tensor:
+        """The ``steps`` descending levels a sampler visits before the data (a path whose
+        network knows only some levels keeps to them when ``quantize``: the discrete chain)."""
+        return spaced_levels(self, steps, spacing)
+
+    def check_steps(self, steps: int | None, spacing: Spacing, quantize: bool, key: str) -> None:
+        """Refuse a step count the path cannot visit (``null``: every trained level)."""
+        if steps is None:
+            raise ConfigError(
+                f"{key}.steps=null walks every trained level of path=ddpm; path={self.name} is "
+                f"continuous: give {key}.steps a number"
+            )
+
     def reverse_variance(
         self, level: float, level_next: float, variance: str = "fixed_small", **_
     ) -> float | Tensor:
@@ -231,9 +246,8 @@ class Path(ABC):
 
     def describe(self, level: float) -> str:
         """A frame label for a noise level (its time)."""
-        if level == 0:
-            return "t=0"
-        return f"t={float(self.time_at(torch.tensor([level], dtype=torch.float64))):.3g}"
+        t = 0.0 if level == 0 else float(self.time_at(torch.tensor([level], dtype=torch.float64)))
+        return f"t={t:.3g}"
 
     def display_levels(self, frames: int) -> list[float]:
         """Noise levels of the forward-noising figure, from the data (0) to the prior, evenly
@@ -274,16 +288,3 @@ class Path(ABC):
                 f"(path=ddpm); path={cls.name} samples ancestrally with fixed_small, the posterior "
                 f"of its SDE"
             )
-
-
-class TimeSampler:
-    """Training times from the path's own distribution, weight 1."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def sample(self, n: int, device, generator=None) -> tuple[Tensor, Tensor]:
-        return self.path.sample_times(n, generator, device), torch.ones(n, device=device)
-
-    def update(self, t: Tensor, losses: Tensor) -> None:
-        pass

@@ -22,7 +22,11 @@ def ot_pairs(x0: Tensor, noise: Tensor, labels: Tensor | None = None) -> Tensor:
     a = x0.detach().reshape(len(x0), -1).double().cpu()
     b = noise.detach().reshape(len(noise), -1).double().cpu()
     perm = torch.arange(len(x0))
-    groups = [perm] if labels is None else [perm[labels.cpu() == c] for c in labels.unique()]
+    if labels is None:
+        groups = [perm]
+    else:
+        labels = labels.cpu()
+        groups = [perm[labels == c] for c in labels.unique()]
     for idx in groups:
         cost = torch.cdist(a[idx], b[idx]) ** 2
         rows, cols = linear_sum_assignment(cost.numpy())

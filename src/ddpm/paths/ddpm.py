@@ -25,6 +25,7 @@ from ddpm.diffusion import q_sample
 from ddpm.losses import training_losses
 from ddpm.parameterization import from_x0, predict_x0_eps
 from ddpm.paths.base import Path
+from ddpm.paths.spacing import LEVEL_SPACINGS, Spacing, timesteps
 from ddpm.schedule import Schedule, alpha_bar_at, k_at_log_snr
 from ddpm.timestep_sampler import ImportanceSampler, UniformSampler
 
@@ -58,6 +59,23 @@ class DDPMPath(Path):
     @property
     def num_timesteps(self) -> int:
         return self.schedule.num_timesteps
+
+    def sampling_levels(self, steps: int, spacing: Spacing, quantize: bool = True) -> Tensor:
+        """Trained levels (:func:`ddpm.paths.spacing.timesteps`), or with ``quantize`` off the
+        level-based spacings' exact levels, between the trained ones."""
+        if quantize or spacing not in LEVEL_SPACINGS:
+            return self.noise_level(timesteps(self.schedule, steps, spacing))
+        return super().sampling_levels(steps, spacing, quantize)
+
+    def check_steps(self, steps: int | None, spacing: Spacing, quantize: bool, key: str) -> None:
+        """At most ``T`` trained levels to visit (``null``: all of them), unless the levels are
+        real-valued (a level-based spacing without ``quantize``)."""
+        trained = quantize or spacing not in LEVEL_SPACINGS
+        if steps is not None and trained and steps > self.max_steps:
+            raise ConfigError(
+                f"{key}.steps={steps} is not valid; it must be an integer in "
+                f"[1, {self.max_steps}] (schedule.num_timesteps of the model)"
+            )
 
     # --- the forward process (integer k: the tables; real k: log-SNR interpolation) ------------
     def alpha_bar(self, t: Tensor) -> Tensor:
@@ -119,9 +137,17 @@ class DDPMPath(Path):
 
     # --- the network: the index itself (a LongTensor at trained levels) -----------------------------
     def c_noise(self, t: Tensor) -> Tensor:
+        """The trained index the network saw, ``timestep_map[t]`` (the identity unless the
+        chain is respaced, :func:`ddpm.schedule.respace`); between trained levels the map
+        interpolated linearly, as a float."""
+        tmap = self.schedule.timestep_map.to(t.device)
         if not t.is_floating_point():
-            return self.schedule.timestep_map.to(t.device)[t]
-        return t.long() if torch.equal(t, t.round()) else t.float()
+            return tmap[t]
+        if torch.equal(t, t.round()):
+            return tmap[t.long()]
+        lo = t.floor().long().clamp(0, len(tmap) - 1)
+        hi = (lo + 1).clamp(max=len(tmap) - 1)
+        return (tmap[lo] + (t - lo) * (tmap[hi] - tmap[lo])).float()
 
     def time_from_c_noise(self, c: Tensor) -> Tensor:
         return c

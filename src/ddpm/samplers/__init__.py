@@ -118,17 +118,10 @@ def sample(
     denoiser = Denoiser(
         net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, quantize=quantize
     )
-    sigmas = spec.step_list(path, quantize)
-    x = x_T * path.prior_scale(float(sigmas[0]))
-    trajectory = Trajectory(sigmas, x, path, trajectory_frames, None) if return_trajectory else None
-
-    def on_step(i: int, sigma: float, x: Tensor, x0_hat: Tensor) -> None:
-        if trajectory is not None:
-            trajectory(i, sigma, x, x0_hat)
-        if callback is not None:
-            callback(i, sigma, x, x0_hat)
-
-    x0 = spec(denoiser, x, generator=generator, callback=on_step, sigmas=sigmas)
+    frames = trajectory_frames if return_trajectory else 0
+    x0, sigmas, trajectory = spec.draw(
+        denoiser, x_T, generator, callback, trajectory_frames=frames, trajectory_rows=None
+    )
     if not return_info:
         return x0
     info = {"nfe": denoiser.nfe, "sigmas": sigmas}

@@ -68,12 +68,13 @@ def slope_weight(H: float, solver_type: SolverType) -> float:
 
 
 def sde_step(
-    x_s: Tensor, m_s: Tensor, h: float, alpha_t: float, sigma_t: float, sigma_s: float, eta: float
+    x_s: Tensor, m_s: Tensor, h: float, sigma_t: float, sigma_s: float, eta: float
 ) -> Tensor:
-    """The deterministic part of the exact solution above with ``x0`` constant at ``m_s``; the
-    slope term, ``alpha_t w(H) h D'``, is added by the caller."""
+    """The deterministic part of the exact solution above with ``x0`` constant at ``m_s``, on
+    the ``x / alpha`` scale (``alpha_t = 1``); the slope term, ``w(H) h D'``, is added by the
+    caller."""
     H = (1.0 + eta) * h
-    return (sigma_t / sigma_s) * math.exp(-eta * h) * x_s - alpha_t * math.expm1(-H) * m_s
+    return (sigma_t / sigma_s) * math.exp(-eta * h) * x_s - math.expm1(-H) * m_s
 
 
 def sde_noise_std(h: float, sigma_t: float, eta: float) -> float:
@@ -96,7 +97,7 @@ def dpm_solver_sde(
 ) -> Tensor:
     """DPM-Solver++(2M) SDE: one network call per step (``nfe = steps``), the data
     prediction made linear in ``lambda`` through the last two (the first step, and with
-    ``lower_order_final`` the last step into ``k = 0``, use it constant), integrated exactly
+    ``lower_order_final`` the last step before level 0, use it constant), integrated exactly
     together with the linear part and the noise (see the module docstring; ``solver_type``
     chooses the weight of the slope term). With ``corrector`` each step is taken again with the
     next entry's data prediction (module docstring; still ``nfe = steps``).
@@ -126,7 +127,7 @@ def dpm_solver_sde(
                 x = x + weight * (x0 - previous[1]) - slope_term
             lam_s, lam_t = -math.log(s), -math.log(s_next)
             h = lam_t - lam_s
-            x = sde_step(x, x0, h, 1.0, s_next, s, eta)  # alpha = 1 on the x / alpha scale
+            x = sde_step(x, x0, h, s_next, s, eta)
             weight = slope_weight((1.0 + eta) * h, solver_type)
             second = previous is not None and not (lower_order_final and i == n - 2)
             slope_term = weight * h * (x0 - previous[1]) / (lam_s - previous[0]) if second else 0.0

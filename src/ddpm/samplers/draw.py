@@ -13,7 +13,6 @@ from ddpm.paths import Path, as_path
 from ddpm.random import randn, sample_generators
 from ddpm.samplers.denoiser import Denoiser, ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
-from ddpm.samplers.trajectory import Trajectory
 from ddpm.schedule import Schedule
 
 DenoiserFactory = Callable[[Tensor | None], Denoiser]
@@ -48,25 +47,30 @@ def network_denoiser(
     if channels_last:
         net = _channels_last_inputs(net)
 
-    def null(x: Tensor) -> Tensor:
-        return torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+    unconditional_fn = unconditional(net, conditional)
 
     def make(y: Tensor | None) -> Denoiser:
-        if not conditional:
-            net_fn = lambda x, c: net(x, c)  # noqa: E731
-        elif y is None:
-            net_fn = lambda x, c: net(x, c, null(x))  # noqa: E731
-        else:
-            net_fn = lambda x, c: net(x, c, y)  # noqa: E731
-        guidance = None
-        if conditional and y is not None and guidance_scale != 1.0:
-            guidance = (guidance_scale, lambda x, c: net(x, c, null(x)))
+        labelled = conditional and y is not None
+        net_fn = (lambda x, c: net(x, c, y)) if labelled else unconditional_fn
+        guidance = (guidance_scale, unconditional_fn) if labelled and guidance_scale != 1 else None
         return Denoiser(
             net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, learned,
             quantize,
         )  # fmt: skip
 
     return make
+
+
+def unconditional(net: Callable[..., Tensor], conditional: bool) -> Callable[..., Tensor]:
+    """``(x, c_noise) -> net output`` without a label: ``net(x, c_noise)``, or for a
+    ``conditional`` network ``net(x, c_noise, y)`` with the null label ``y = -1``."""
+    if not conditional:
+        return lambda x, c: net(x, c)
+
+    def fn(x: Tensor, c: Tensor) -> Tensor:
+        return net(x, c, torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device))
+
+    return fn
 
 
 def _channels_last_inputs(net: nn.Module) -> Callable[..., Tensor]:
@@ -107,12 +111,10 @@ def draw_samples(
         gens = sample_generators(seed, idx)
         y = labels[start : start + batch_size].to(device) if labels is not None else None
         denoiser = make_denoiser(y)
-        sigmas = spec.step_list(denoiser.path, denoiser.quantize_levels)
-        x_T = randn((len(idx), *shape), gens, device) * denoiser.path.prior_scale(float(sigmas[0]))
-        callback = None
-        if trajectory_frames and b == 0:
-            traj = callback = Trajectory(sigmas, x_T, denoiser.path, trajectory_frames)
-        x0 = spec(denoiser, x_T, generator=gens, callback=callback, sigmas=sigmas)
+        noise = randn((len(idx), *shape), gens, device)
+        frames = trajectory_frames if b == 0 else 0
+        x0, _, kept = spec.draw(denoiser, noise, gens, trajectory_frames=frames)
+        traj = kept or traj
         out.append(x0.float().cpu())
         nfe = denoiser.nfe
     x = torch.cat(out) if out else torch.zeros((0, *shape))

@@ -21,6 +21,7 @@ from ddpm.checks import ConfigError, check_value
 from ddpm.files import conf_dir, read_yaml
 from ddpm.paths import Path
 from ddpm.samplers.steps import SPACINGS, Spacing, adaptive_levels, step_levels
+from ddpm.samplers.trajectory import Trajectory
 from ddpm.targets import check_call, locate
 
 SAMPLER_ARGS = ("denoiser", "x_T", "sigmas", "generator", "callback")
@@ -125,20 +126,9 @@ class SamplerSpec:
         )
 
     def check_steps(self, path: Path, quantize: bool = True, key: str = "sampler") -> None:
-        """``steps`` fits the path: a discrete chain has at most ``T`` trained levels to visit
-        (``null``: all of them); a continuous path needs a number."""
-        if self.adaptive:
-            return
-        if self.steps is None and not path.discrete:
-            raise ConfigError(
-                f"{key}.steps=null walks every trained level of path=ddpm; path={path.name} is "
-                f"continuous: give {key}.steps a number"
-            )
-        if self.steps is not None and path.discrete and quantize and self.steps > path.max_steps:
-            raise ConfigError(
-                f"{key}.steps={self.steps} is not valid; it must be an integer in "
-                f"[1, {path.max_steps}] (schedule.num_timesteps of the model)"
-            )
+        """``steps`` fits the path (:meth:`ddpm.paths.Path.check_steps`)."""
+        if not self.adaptive:
+            path.check_steps(self.steps, self.spacing, quantize, key)
 
     def step_list(self, path: Path, quantize: bool = True) -> Tensor:
         """The descending noise levels the sampler visits, ending at 0 (:mod:`.steps`)."""
@@ -148,19 +138,33 @@ class SamplerSpec:
         steps = path.max_steps if self.steps is None else self.steps
         return step_levels(path, steps, self.spacing, quantize)
 
-    def __call__(
+    def draw(
         self,
         denoiser,
-        x_T: Tensor,
+        noise: Tensor,
         generator=None,
         callback: StepCallback | None = None,
-        sigmas: Tensor | None = None,
-    ) -> Tensor:
-        if sigmas is None:
-            sigmas = self.step_list(denoiser.path, denoiser.quantize_levels)
-        return self.fn(
-            denoiser, x_T, sigmas, generator=generator, callback=callback, **self.options
-        )
+        trajectory_frames: int = 0,
+        trajectory_rows: int | None = 8,
+    ) -> tuple[Tensor, Tensor, Trajectory | None]:
+        """``(x_0, sigmas, trajectory)`` from a standard normal draw ``noise``: the step list on
+        the denoiser's path, the start scaled to the path's prior at its first level, then the
+        sampler function (``trajectory``: ``trajectory_frames`` states kept, or ``None``)."""
+        path = denoiser.path
+        sigmas = self.step_list(path, denoiser.quantize_levels)
+        x_T = noise * path.prior_scale(float(sigmas[0]))
+        trajectory = None
+        if trajectory_frames:
+            trajectory = Trajectory(sigmas, x_T, path, trajectory_frames, trajectory_rows)
+
+        def on_step(i: int, sigma: float, x: Tensor, x0_hat: Tensor) -> None:
+            if trajectory is not None:
+                trajectory(i, sigma, x, x0_hat)
+            if callback is not None:
+                callback(i, sigma, x, x0_hat)
+
+        x0 = self.fn(denoiser, x_T, sigmas, generator=generator, callback=on_step, **self.options)
+        return x0, sigmas, trajectory
 
 
 def builtin_sampler(name: str) -> SamplerSpec:

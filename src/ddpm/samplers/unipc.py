@@ -78,19 +78,19 @@ def exponential_step(
     points: list[tuple[float, Tensor]],
     lam_s: float,
     lam_t: float,
-    alpha_t: float,
     sigma_ratio: float,
     variant: Variant,
 ) -> Tensor:
-    """``(sigma_t/sigma_s) x_s + alpha_t (1 - e^{-h}) x0_s + alpha_t B(h) sum_m a_m D_m / r_m``
-    with ``points`` the other ``(lambda_m, x0_m)`` (none: DDIM, i.e. DPM-Solver++(1))."""
+    """``(sigma_t/sigma_s) x_s + (1 - e^{-h}) x0_s + B(h) sum_m a_m D_m / r_m`` on the ``x /
+    alpha`` scale (``alpha_t = 1``), with ``points`` the other ``(lambda_m, x0_m)`` (none: DDIM,
+    i.e. DPM-Solver++(1))."""
     h = lam_t - lam_s
-    x = sigma_ratio * x_s - alpha_t * math.expm1(-h) * m_s
+    x = sigma_ratio * x_s - math.expm1(-h) * m_s
     if points:
         rs = [(lam_m - lam_s) / h for lam_m, _ in points]
         weights = unipc_weights(rs, h, variant)
         for w, r, (_, m) in zip(weights, rs, points):
-            x = x + (alpha_t * w / r) * (m - m_s)
+            x = x + (w / r) * (m - m_s)
     return x
 
 
@@ -128,7 +128,7 @@ def unipc(
 
     def ode_step(x_s: Tensor, s_from: float, m_s: Tensor, points, s_to: float) -> Tensor:
         lam_s, lam_t = -math.log(s_from), -math.log(s_to)
-        return exponential_step(x_s, m_s, points, lam_s, lam_t, 1.0, s_to / s_from, variant)
+        return exponential_step(x_s, m_s, points, lam_s, lam_t, s_to / s_from, variant)
 
     x = x_T
     history: list[tuple[float, float, Tensor]] = []  # (sigma, lambda, x0), newest first
