@@ -14,6 +14,30 @@ from ddpm.samplers.spec import SamplerSpec
 
 
 @dataclass(frozen=True)
+class GuidanceConfig:
+    """``guidance.*``: what guidance (``guidance_scale != 1``) guides away from, and where."""
+
+    model: str | None = None  # autoguidance: a weaker checkpoint of the same path and data
+    interval: list[float] | None = None  # [sigma_lo, sigma_hi]: guide only at these levels
+
+    @classmethod
+    def parse(cls, node: Mapping | None) -> GuidanceConfig:
+        node = node or {}
+        unknown_keys(node, [f.name for f in fields(cls)], "guidance")
+        out = cls(**parse_fields(cls, node, "guidance."))
+        lo_hi = out.interval
+        if lo_hi is not None and not (len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
+            raise ConfigError(
+                f"guidance.interval={list(lo_hi)} is not valid; it must be [sigma_lo, sigma_hi] "
+                f"with 0 <= sigma_lo < sigma_hi (noise levels, e.g. [0.28, 5.42])"
+            )
+        return out
+
+    def span(self) -> tuple[float, float] | None:
+        return None if self.interval is None else (float(self.interval[0]), float(self.interval[1]))
+
+
+@dataclass(frozen=True)
 class DrawConfig:
     """What sample.py and evaluate.py share: the checkpoint, the sampler, which samples."""
 
@@ -29,6 +53,7 @@ class DrawConfig:
     sampler: Any = None  # SamplerSpec
     denoiser: Any = None  # DenoiserConfig
     trainer: Any = None  # DeviceConfig
+    guidance: Any = None  # GuidanceConfig
 
 
 @dataclass(frozen=True)
@@ -73,13 +98,13 @@ _NOT_HERE = {
 
 
 def _parse_draw(cls, raw: Mapping[str, Any], script: str):
-    groups = ("sampler", "denoiser", "trainer", "fid") if cls is EvaluateConfig else (
-        "sampler", "denoiser", "trainer",
-    )  # fmt: skip
+    groups = ("sampler", "denoiser", "trainer", "guidance")
+    if cls is EvaluateConfig:
+        groups += ("fid",)
     scalar = [f.name for f in fields(cls) if f.name not in groups]
     unknown_keys(raw, [*scalar, *groups], f"{script}'s config", _NOT_HERE)
     values = parse_fields(cls, {k: v for k, v in raw.items() if k in scalar})
-    del values["sampler"], values["denoiser"], values["trainer"]
+    del values["sampler"], values["denoiser"], values["trainer"], values["guidance"]
     values.pop("fid", None)
     if not values["ckpt"]:
         raise ConfigError(f"ckpt is required: python {script} ckpt=path/to/checkpoints/last.ckpt")
@@ -96,6 +121,7 @@ def _parse_draw(cls, raw: Mapping[str, Any], script: str):
         sampler=SamplerSpec.from_config(raw["sampler"], "sampler"),
         denoiser=DenoiserConfig.parse(raw.get("denoiser")),
         trainer=DeviceConfig.parse(raw.get("trainer")),
+        guidance=GuidanceConfig.parse(raw.get("guidance")),
     )
 
 

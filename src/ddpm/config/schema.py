@@ -72,10 +72,13 @@ class DenoiserConfig:
         unknown_keys(node, [f.name for f in fields(cls)], "denoiser")
         return cls(**parse_fields(cls, node, "denoiser."))
 
-    def options(self, guidance_scale: float = 1.0) -> SamplingOptions:
+    def options(
+        self, guidance_scale: float = 1.0, interval: tuple[float, float] | None = None, guide=None
+    ) -> SamplingOptions:
         return SamplingOptions(
-            self.clip_x0, self.variance, self.channels_last, self.quantize, guidance_scale
-        )
+            self.clip_x0, self.variance, self.channels_last, self.quantize, guidance_scale,
+            interval, guide,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

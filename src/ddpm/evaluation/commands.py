@@ -17,11 +17,22 @@ from ddpm.evaluation.outputs import write_metrics, write_samples
 from ddpm.evaluation.sampling import draw_distributed, make_labels
 
 
-def _launch(cfg, loaded: LoadedModel):
+def _launch(cfg, loaded: LoadedModel, options=None):
     t = cfg.trainer
     fabric = make_fabric(t.accelerator, t.devices, t.num_nodes, t.precision)
     loaded.net.to(fabric.device)
+    if options is not None and options.guidance_model is not None:
+        options.guidance_model.net.to(fabric.device)
     return fabric
+
+
+def _options(cfg):
+    """The sampling options of ``cfg``, with the autoguidance model loaded (same EMA choice)."""
+    guide = None
+    if cfg.guidance.model is not None:
+        guide = load_model(cfg.guidance.model, cfg.use_ema).model
+    options = cfg.denoiser.options(cfg.guidance_scale, cfg.guidance.span(), guide)
+    return options
 
 
 def sample(cfg: SampleConfig | Mapping) -> Path:
@@ -30,10 +41,10 @@ def sample(cfg: SampleConfig | Mapping) -> Path:
     if not isinstance(cfg, SampleConfig):
         cfg = parse_sample(cfg)
     loaded = load_model(cfg.ckpt, cfg.use_ema)
-    options = cfg.denoiser.options(cfg.guidance_scale)
+    options = _options(cfg)
     loaded.model.check_sampling(cfg.sampler, options, cfg.trajectory)
     labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
-    fabric = _launch(cfg, loaded)
+    fabric = _launch(cfg, loaded, options)
     x, info = draw_distributed(
         fabric, loaded, cfg.sampler, options, cfg.num_samples, cfg.seed, cfg.batch_size, labels,
         cfg.trajectory_frames if cfg.trajectory else 0, cfg.progress,
@@ -60,7 +71,7 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     start = time.perf_counter()
     loaded = load_model(cfg.ckpt, cfg.use_ema)
     model = loaded.model
-    options = cfg.denoiser.options(cfg.guidance_scale)
+    options = _options(cfg)
     model.check_sampling(cfg.sampler, options)
     likelihood = dict(
         variance=cfg.denoiser.variance, timesteps_per_call=cfg.bpd_timesteps_per_call,
@@ -71,7 +82,7 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
     datamodule = loaded.datamodule()
     datamodule.check_available()
-    fabric = _launch(cfg, loaded)  # a bad device setting fails before any feature work
+    fabric = _launch(cfg, loaded, options)  # a bad device setting fails before feature work
     cache_dir = Path(cfg.fid.cache_dir).expanduser()
     extractor = make_extractor(loaded, datamodule, cfg.fid.weights_path, cache_dir)
     real = real_features(extractor, datamodule, cache_dir, fabric)
@@ -95,6 +106,8 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
         "nfe": info["nfe"],
         "seed": cfg.seed,
         "guidance_scale": cfg.guidance_scale,
+        "guidance_model": cfg.guidance.model,
+        "guidance_interval": cfg.guidance.interval,
         "class_label": cfg.class_label,
         "world_size": fabric.world_size,
         "seconds": round(time.perf_counter() - start, 2),

@@ -23,6 +23,8 @@ class SamplingOptions:
     channels_last: bool = False  # run the network on channels-last images (a speed choice)
     quantize: bool = True  # discrete chains: visit trained levels only
     guidance_scale: float = 1.0
+    guidance_interval: tuple[float, float] | None = None  # guide only at these noise levels
+    guidance_model: Any = None  # autoguidance: the weaker model guided away from (same path)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ class DiffusionModel(GenerativeModel):
     def denoiser_factory(self, options: SamplingOptions | None = None):
         """``labels -> Denoiser`` for the samplers (guided when ``guidance_scale != 1``)."""
         options = options or SamplingOptions()
+        guide = options.guidance_model
         return network_denoiser(
             self.net,
             self.path,
@@ -87,16 +88,45 @@ class DiffusionModel(GenerativeModel):
             analytic_gamma=self.analytic_gamma,
             channels_last=options.channels_last,
             quantize=options.quantize,
+            guide_net=None if guide is None else guide.net,
+            guide_conditional=guide is not None and guide.conditional,
+            guidance_interval=options.guidance_interval,
         )
 
     def check_sampling(self, sampler, options: SamplingOptions, trajectory: bool = False) -> None:
         sampler.check_steps(self.path, options.quantize)
         self.variance(options.variance)
-        if options.guidance_scale != 1.0 and self.num_classes is None:
+        guide = options.guidance_model
+        if guide is not None:
+            self.check_guide(guide)
+        elif options.guidance_scale != 1.0 and self.num_classes is None:
             raise ConfigError(
                 f"guidance_scale={options.guidance_scale} needs class labels to guide towards; "
-                f"{self.where} is unconditional"
+                f"{self.where} is unconditional (or guide away from a weaker checkpoint: "
+                f"guidance.model=CKPT)"
             )
+
+    def check_guide(self, guide) -> None:
+        """Autoguidance mixes the two networks' outputs: the weaker model must share the path,
+        the prediction, the data shape and the output layout (a learned variance or not)."""
+        mine = (self.path, self.prediction, tuple(self.data.shape), self.learned)
+        if getattr(guide, "family", None) != self.family:
+            raise ConfigError(
+                f"guidance.model={guide.where} is a {guide.family}; autoguidance needs a "
+                f"diffusion checkpoint of the same path as {self.where}"
+            )
+        theirs = (guide.path, guide.prediction, tuple(guide.data.shape), guide.learned)
+        for what, a, b in zip(
+            ("path", "prediction", "data shape", "variance output"), mine, theirs
+        ):
+            if a != b:
+                if what == "path":
+                    a, b = (p.name if a.name != b.name else vars(p) for p in (a, b))
+                raise ConfigError(
+                    f"guidance.model={guide.where} differs from {self.where} in its {what} "
+                    f"({b} vs {a}); autoguidance needs a checkpoint of the same path, prediction "
+                    f"and data (an earlier snapshot, a smaller network)"
+                )
 
     def generate(
         self,

@@ -41,6 +41,8 @@ class VAEModel(GenerativeModel):
                 ("trajectory=true", trajectory),
                 (f"guidance_scale={options.guidance_scale}", options.guidance_scale != 1.0),
                 (f"denoiser.variance={options.variance}", options.variance is not None),
+                ("guidance.model", options.guidance_model is not None),
+                ("guidance.interval", options.guidance_interval is not None),
             )
             if on
         ]

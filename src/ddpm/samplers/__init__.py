@@ -54,6 +54,7 @@ __all__ = [
     "SPACINGS",
     "Denoised",
     "Denoiser",
+    "Guidance",
     "SamplerSpec",
     "Trajectory",
     "builtin_sampler",
@@ -80,7 +81,7 @@ def sample(
     prediction: str = "auto",
     generator: Generator = None,
     clip_x0: bool = False,
-    guidance: Guidance = None,
+    guidance: Guidance | tuple | None = None,
     variance: str = "fixed_small",
     analytic_gamma: Tensor | None = None,
     quantize: bool = True,
@@ -101,7 +102,8 @@ def sample(
     target). ``x_T`` is a standard normal draw: the sampler starts from it scaled to the path's
     prior (``N(0, I)`` on the VP and flow paths' own scale). ``generator`` is a
     ``torch.Generator`` or one per sample (batch-size invariance). ``guidance=(scale,
-    uncond_fn)`` applies classifier-free guidance; ``variance`` is the reverse variance
+    uncond_fn)`` applies classifier-free guidance (a :class:`Denoiser`'s ``Guidance`` adds
+    autoguidance's weaker network and the interval); ``variance`` is the reverse variance
     (``learned_range``: ``net_fn`` also outputs it; ``analytic``: pass ``analytic_gamma``,
     :mod:`ddpm.analytic_variance`).
 

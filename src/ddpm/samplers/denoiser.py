@@ -21,7 +21,6 @@ from ddpm.paths import Path, as_levels, as_path, broadcast
 from ddpm.schedule import Schedule
 
 NetFn = Callable[[Tensor, Tensor], Tensor]
-Guidance = tuple[float, NetFn] | None
 ReverseVariance = Variance
 REVERSE_VARIANCES = VARIANCES
 
@@ -35,6 +34,30 @@ class Denoised:
     x0: Tensor
     eps: Tensor
     v: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Guide the network away from ``fn`` with weight ``scale``: ``D_w = D_fn + w (D - D_fn)``.
+
+    ``fn`` is called like the network, ``fn(x_in, c_noise)``, on the same path and prediction: the
+    unconditional branch of the same network (classifier-free guidance, Ho & Salimans 2022) or a
+    weaker model of the same task (autoguidance, Karras et al. 2024, "Guiding a diffusion model
+    with a bad version of itself", eq. 1). With ``interval = (lo, hi)`` the weight applies only
+    at noise levels ``lo <= sigma <= hi``; elsewhere the network alone is used, one call
+    (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval improves sample and
+    distribution quality in diffusion models", sec. 3)."""
+
+    scale: float
+    fn: NetFn
+    interval: tuple[float, float] | None = None
+
+    def applies(self, level: Tensor) -> Tensor:
+        """Per row: whether the guidance weight applies at ``level``."""
+        if self.interval is None:
+            return torch.ones(level.shape, dtype=torch.bool)
+        lo, hi = self.interval
+        return (level >= lo) & (level <= hi)
 
 
 def guide(cond: Tensor, uncond: Tensor, scale: float, learned: bool) -> Tensor:
@@ -57,7 +80,8 @@ class Denoiser:
       ``clip_x0`` clamps the ``x0`` estimate to the data range [-1, 1].
     * ``learned``: the network also outputs a variance (twice the channels); ``variance`` is the
       reverse variance of ancestral samplers (:meth:`reverse_variance`).
-    * ``guidance=(scale, uncond_fn)``: classifier-free guidance (two network calls per call).
+    * ``guidance``: a :class:`Guidance` (or ``(scale, fn)``): two network calls per call where
+      it applies.
     * ``quantize``: on a discrete path, step lists and raised levels (churn) are rounded to
       trained levels (:meth:`quantize`); off, the network is also evaluated between them.
     * ``nfe`` counts network evaluations.
@@ -70,7 +94,7 @@ class Denoiser:
         prediction: str = "auto",
         clip_x0: bool = False,
         variance: ReverseVariance = "fixed_small",
-        guidance: Guidance = None,
+        guidance: Guidance | tuple[float, NetFn] | None = None,
         analytic_gamma: Tensor | None = None,
         learned: bool | None = None,
         quantize: bool = True,
@@ -84,31 +108,35 @@ class Denoiser:
         self.learned = variance == "learned_range" if learned is None else learned
         if variance == "learned_range" and not self.learned:
             raise ConfigError("variance='learned_range' needs a network that outputs a variance")
+        if isinstance(guidance, tuple):
+            guidance = Guidance(*guidance)
         self.net_fn, self.path = net_fn, path
         self.prediction = path.resolve_prediction(prediction)
         self.clip_x0, self.variance, self.guidance = clip_x0, variance, guidance
         self.analytic_gamma, self.quantize_levels = analytic_gamma, quantize
         self.nfe = 0
 
-    @property
-    def calls_per_eval(self) -> int:
-        return 2 if self.guidance is not None else 1
-
-    def output(self, x_in: Tensor, c_noise: Tensor) -> Tensor:
-        """The raw network output (guided when asked)."""
-        self.nfe += self.calls_per_eval
+    def output(self, x_in: Tensor, c_noise: Tensor, level: Tensor) -> Tensor:
+        """The raw network output, guided at the rows where the guidance applies (``nfe``
+        counts the calls made: two there, one elsewhere)."""
+        self.nfe += 1
         out = self.net_fn(x_in, c_noise)
-        if self.guidance is not None:
-            scale, uncond_fn = self.guidance
-            out = guide(out, uncond_fn(x_in, c_noise), scale, self.learned)
-        return out
+        g = self.guidance
+        inside = None if g is None else g.applies(level)
+        if inside is None or not inside.any():
+            return out
+        self.nfe += 1
+        guided = guide(out, g.fn(x_in, c_noise), g.scale, self.learned)
+        if inside.all():
+            return guided
+        return torch.where(inside.to(out.device).reshape(-1, *[1] * (out.ndim - 1)), guided, out)
 
     def __call__(self, x: Tensor, sigma) -> Denoised:
         level = as_levels(sigma, x.shape[0])
         t = self.path.time_at(level)
         x_t = x * broadcast(self.path.alpha(t), x)
         x_in, c_noise = self.path.network_input(x_t, t)
-        out = self.output(x_in, c_noise)
+        out = self.output(x_in, c_noise, level)
         pred, v = out.chunk(2, dim=1) if self.learned else (out, None)
         x0 = self.path.x0(pred, x_t, t, self.prediction)
         if self.clip_x0:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ddpm.paths import Path, as_path
 from ddpm.random import randn, sample_generators
-from ddpm.samplers.denoiser import Denoiser, ReverseVariance
+from ddpm.samplers.denoiser import Denoiser, Guidance, ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
 from ddpm.schedule import Schedule
 
@@ -31,11 +31,17 @@ def network_denoiser(
     analytic_gamma: Tensor | None = None,
     channels_last: bool = False,
     quantize: bool = True,
+    guide_net: nn.Module | None = None,
+    guide_conditional: bool = False,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> DenoiserFactory:
     """``labels -> Denoiser`` for a network of the seam ``net(x, c_noise)`` (unconditional) or
     ``net(x, c_noise, y)`` (``conditional``; ``y = -1`` is the null label) trained on ``path``.
     With labels and ``guidance_scale != 1`` the unconditional prediction is mixed in
-    (classifier-free guidance). ``variance`` defaults to the network's own: ``learned_range``
+    (classifier-free guidance); with ``guide_net`` (a weaker network of the same path and
+    prediction, given the labels when ``guide_conditional``) that network's prediction instead,
+    labels or not (autoguidance); ``guidance_interval`` limits either to those noise levels
+    (:class:`~ddpm.samplers.denoiser.Guidance`). ``variance`` defaults to the network's own: ``learned_range``
     when it is ``learned``, else ``fixed_small``.
 
     ``channels_last`` hands the network its images in channels-last memory format (the same
@@ -48,11 +54,21 @@ def network_denoiser(
         net = _channels_last_inputs(net)
 
     unconditional_fn = unconditional(net, conditional)
+    if guide_net is not None and channels_last:
+        guide_net = _channels_last_inputs(guide_net)
 
     def make(y: Tensor | None) -> Denoiser:
         labelled = conditional and y is not None
         net_fn = (lambda x, c: net(x, c, y)) if labelled else unconditional_fn
-        guidance = (guidance_scale, unconditional_fn) if labelled and guidance_scale != 1 else None
+        if guide_net is not None and guide_conditional and y is not None:
+            away = lambda x, c: guide_net(x, c, y)  # noqa: E731
+        elif guide_net is not None:
+            away = unconditional(guide_net, guide_conditional)
+        else:
+            away = unconditional_fn if labelled else None
+        guidance = None
+        if away is not None and guidance_scale != 1:
+            guidance = Guidance(guidance_scale, away, guidance_interval)
         return Denoiser(
             net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, learned,
             quantize,
