@@ -13,7 +13,7 @@ SRC = REPO / "src" / "ddpm"
 # Lower numbers are lower layers; a module may import its own layer or a lower one.
 LAYERS = {
     "checks": 0, "targets": 0, "files": 0, "random": 0, "schedule": 0, "checkpoint": 0, "betas": 0,
-    "odeint": 0, "figures": 0,
+    "odeint": 0, "figures": 0, "power_ema": 0,
     "parameterization": 1, "likelihood": 1,
     "diffusion": 2,
     "losses": 3, "vae": 3, "analytic_variance": 3, "timestep_sampler": 3,
@@ -23,7 +23,7 @@ LAYERS = {
     "models": 6,
     "config": 7,
     "training": 8, "evaluation": 8,
-    "cli": 9, "estimate_gamma": 9, "export": 9,
+    "cli": 9, "estimate_gamma": 9, "export": 9, "posthoc_ema": 9,
 }  # fmt: skip
 FRAMEWORKS = ("lightning", "hydra", "omegaconf", "pytorch_lightning")
 # LightningDataModule is the data seam the framework promises (a user's data module plugs in).

@@ -79,8 +79,14 @@ def test_malicious_checkpoint_is_refused_and_its_payload_never_runs(tmp_path):
 def test_cpu_ddp_trains_a_flow_model_scored_the_same_on_any_device_count(tmp_path):
     run = tmp_path / "run"
     train_toy(run, "path=flow", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-              steps=10)  # fmt: skip
+              "ema=posthoc", "ema.snapshot_every=5", steps=10)  # fmt: skip
     assert _step(run / "checkpoints" / "last.ckpt") == 10
+    # post-hoc EMA under DDP: rank 0 wrote each snapshot once, and they rebuild last.ckpt's EMA
+    assert sorted(p.name for p in (run / "ema_snapshots").iterdir()) == [
+        "step_0000005.pt", "step_0000010.pt",
+    ]  # fmt: skip
+    proc = run_cli("-m", "ddpm.posthoc_ema", str(run), "--sigma-rel", "0.05")
+    assert "profile fit error 0.00e+00" in proc.stdout
     fids = []
     for devices in (1, 2):
         run_cli("evaluate.py", f"ckpt={run}/checkpoints/last.ckpt", "num_samples=200",

@@ -29,6 +29,24 @@ def test_quality_vs_nfe_plot_from_a_sweep(tmp_path, capsys):
         plot_main([str(tmp_path / "empty")])
 
 
+def test_quality_vs_guidance_weight_one_line_per_kind_of_guidance(tmp_path, capsys):
+    runs = [
+        (1.5, None, None, 6.0), (2.0, None, None, 7.0), (2.0, None, [0.3, 5.0], 5.0),
+        (2.0, "early.ckpt", None, 4.0), (1.5, "early.ckpt", None, 4.5),
+    ]  # fmt: skip
+    for i, (w, model, interval, fid) in enumerate(runs):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "metrics.json").write_text(json.dumps({
+            "sampler": "ddim", "nfe": 20, "fid": fid, "guidance_scale": w,
+            "guidance_model": model, "guidance_interval": interval,
+        }))  # fmt: skip
+    plot_main([str(tmp_path), "--x", "guidance_scale", "--by", "guidance"])
+    out = capsys.readouterr().out
+    assert "| autoguidance | 1.5 | 20 | 4.5 |" in out and "| CFG | 2.0 | 20 | 7 |" in out
+    assert "| CFG, interval [0.3, 5.0] | 2.0 | 20 | 5 |" in out
+    assert (tmp_path / "fid_vs_guidance_scale.png").stat().st_size > 1000
+
+
 def test_atomic_save_keeps_the_old_file_and_names_the_path_on_error(tmp_path):
     path = tmp_path / "last.ckpt"
     atomic_save({"a": torch.ones(2)}, path)

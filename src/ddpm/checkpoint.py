@@ -45,10 +45,11 @@ def _describe_unreadable(path: Path) -> str | None:
     return f"{path} is not a checkpoint: it is not a torch file ({size} bytes of other data)"
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+def load_checkpoint(path: str | Path, map_location="cpu", require: str = "state_dict") -> dict:
     """``torch.load(path, weights_only=True)``: tensors and plain containers only. A file that needs
     arbitrary unpickling (a ``__reduce__`` payload, a pickled class) is refused and its payload is
-    never executed; a folder, an empty, truncated or foreign file is named as what it is."""
+    never executed; a folder, an empty, truncated or foreign file is named as what it is, and so is
+    a file without the key ``require`` (a training checkpoint's ``state_dict`` by default)."""
     path = Path(path)
     if path.is_dir():
         found = sorted(path.rglob("*.ckpt"))[:3]
@@ -72,8 +73,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
         ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a ddpm training checkpoint (no state_dict)")
+    if not isinstance(ckpt, dict) or require not in ckpt:
+        what = "training checkpoint" if require == "state_dict" else "file of this kind"
+        raise CheckpointError(f"{path} is not a ddpm {what} (no {require})")
     return ckpt
 
 

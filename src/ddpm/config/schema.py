@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from ddpm.checks import (
@@ -21,6 +21,7 @@ from ddpm.checks import (
     Range,
     check_value,
 )
+from ddpm.config.ema import EMAConfig
 from ddpm.config.plugin import Plugin, optional_plugin, unknown_keys
 from ddpm.config.wiring import check_wiring, resolve_auto_conditional, resolve_path
 from ddpm.models import SamplingOptions
@@ -51,6 +52,8 @@ def parse_fields(cls, node: Mapping[str, Any], prefix: str = "") -> dict[str, An
             value = node[f.name]
         elif f.default is not MISSING:
             value = f.default
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
         else:
             raise ConfigError(f"{prefix}{f.name} is required")
         out[f.name] = check_value(value, hints[f.name], f"{prefix}{f.name}")
@@ -139,6 +142,7 @@ class TrainConfig:
     logger: Plugin | None
     callbacks: Mapping[str, Plugin]
     raw: Mapping[str, Any]  # the resolved config as plain containers, stored in checkpoints
+    ema: EMAConfig = field(default_factory=EMAConfig)
 
     @property
     def conditional(self) -> bool:
@@ -159,7 +163,7 @@ class _TrainTop:
 
 TRAIN_GROUPS = (
     "model", "dataset", "network", "path", "schedule", "sampler", "denoiser", "trainer", "logger",
-    "callbacks",
+    "callbacks", "ema",
 )  # fmt: skip
 
 
@@ -201,6 +205,12 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         )
     if denoiser.variance == "learned_range" and not learned:
         raise ConfigError("denoiser.variance=learned_range needs model.variance=learned_range")
+    ema = EMAConfig.parse(raw.get("ema"))
+    if ema.kind == "posthoc" and not hasattr(model.fn, "averages"):
+        raise ConfigError(
+            f"ema=posthoc needs a model that keeps power-function averages "
+            f"(ddpm.training.base.AveragedModule); {model.target} does not"
+        )
     return TrainConfig(
         **top,
         model=model,
@@ -213,4 +223,5 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         logger=optional_plugin(raw.get("logger"), "logger"),
         callbacks=callbacks,
         raw=raw,
+        ema=ema,
     )

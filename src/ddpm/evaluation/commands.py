@@ -108,6 +108,7 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
         "guidance_scale": cfg.guidance_scale,
         "guidance_model": cfg.guidance.model,
         "guidance_interval": cfg.guidance.interval,
+        "ema_sigma_rel": loaded.ema_sigma_rel,
         "class_label": cfg.class_label,
         "world_size": fabric.world_size,
         "seconds": round(time.perf_counter() - start, 2),

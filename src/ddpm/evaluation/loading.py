@@ -21,6 +21,9 @@ class LoadedModel:
     model: GenerativeModel
     recipe: ModelRecipe
     path: Path
+    ema_sigma_rel: float | None = (
+        None  # the width of post-hoc EMA weights (python -m ddpm.posthoc_ema)
+    )
 
     @property
     def net(self) -> nn.Module:
@@ -68,4 +71,5 @@ def load_model(path: str | Path, use_ema: bool = True, device="cpu") -> LoadedMo
     recipe = ModelRecipe.from_run_config(checkpoint_config(ckpt, path), str(path))
     net = load_network(ckpt, recipe, use_ema, path).to(device)
     model = recipe.build_model(net, str(path), ckpt.get("analytic_gamma"))
-    return LoadedModel(model, recipe, Path(path))
+    sigma_rel = (ckpt.get("posthoc_ema") or {}).get("sigma_rel") if use_ema else None
+    return LoadedModel(model, recipe, Path(path), sigma_rel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property, partial
 from typing import Any
 
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ddpm.config import data_info
 from ddpm.config.plugin import Plugin
 from ddpm.data.info import DataInfo
+from ddpm.power_ema import gamma_from_sigma_rel, power_ema_beta
 from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
 
@@ -27,7 +28,9 @@ class AveragedModule(L.LightningModule):
     Subclasses define ``eval_loss(net, batch, batch_idx)`` (validation and test, logged as
     ``val/loss``/``test/loss``) and call ``self.save_hyperparameters(...)`` with at least ``lr``,
     ``warmup_steps``, ``lr_decay`` (none | cosine, to 0 at ``max_steps``), ``max_steps``,
-    ``ema_decay``, ``ema_warmup`` and ``ema_every``; ``optimizer`` is a partial taking the
+    ``ema_decay``, ``ema_warmup`` and ``ema_every``; with ``ema_sigma_rels`` (``ema=posthoc``) the
+    averages are instead EDM2's power-function EMAs of those widths, ``self.ema`` the first;
+    ``optimizer`` is a partial taking the
     parameters and ``lr`` (Hydra ``_partial_: true``). ``compile`` compiles the network's forward
     in place (``nn.Module.compile``), so the state dict keeps one key per weight.
     """
@@ -39,12 +42,17 @@ class AveragedModule(L.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
         ema_decay: float = 0.9999,
+        ema_sigma_rels: Sequence[float] | None = None,
     ) -> None:
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(f"model.ema_decay must lie in [0, 1), got {ema_decay}")
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         self.ema = copy.deepcopy(self.net).requires_grad_(False).eval()
+        # post-hoc EMA (ema=posthoc): power-function averages, the first one is self.ema
+        self.ema_sigma_rels = [float(s) for s in ema_sigma_rels or ()]
+        self.ema_gammas = [gamma_from_sigma_rel(s) for s in self.ema_sigma_rels]
+        self.ema_profiles = nn.ModuleList(copy.deepcopy(self.ema) for _ in self.ema_gammas[1:])
         if compile:
             self.net.compile()
         self.optimizer_fn = optimizer or partial(torch.optim.Adam)
@@ -99,8 +107,19 @@ class AveragedModule(L.LightningModule):
         if self.logs_this_step():
             self.log("train/grad_norm", total)
 
+    def averages(self) -> list[nn.Module]:
+        """The EMA networks: ``self.ema``, then the other post-hoc profiles."""
+        return [self.ema, *self.ema_profiles]
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.ema_gammas:  # EDM2 eq. 5, t = optimizer steps so far: part of the step itself,
+            self._ema_updates += 1  # so a checkpoint written after it holds the step's averages
+            for average, gamma in zip(self.averages(), self.ema_gammas):
+                ema_update(average, self.net, power_ema_beta(self._ema_updates, gamma))
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if self.global_step % self.hparams.ema_every == 0:
+        if not self.ema_gammas and self.global_step % self.hparams.ema_every == 0:
             decay = ema_decay_at(self._ema_updates, self.hparams.ema_decay, self.hparams.ema_warmup)
             ema_update(self.ema, self.net, decay)
             self._ema_updates += 1
@@ -144,6 +163,10 @@ class AveragedModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ema_updates"] = self._ema_updates
+        # the global generator draws the next epoch's data order: a resume continues it
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._ema_updates = int(checkpoint.get("ema_updates", 0))
+        if (state := checkpoint.get("torch_rng_state")) is not None:
+            torch.set_rng_state(state)

@@ -13,6 +13,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from ddpm.config import TrainConfig, network_kwargs
 from ddpm.config.wiring import check_labels
 from ddpm.data.base import DataInfo, dataset_tensors
+from ddpm.training.callbacks import EMASnapshots
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.loggers import resume_options
 
@@ -84,6 +85,8 @@ def build_trainer(cfg: TrainConfig, resume_step: int | None = None, main: bool =
     callbacks = [
         c.build(**{k: v for k, v in extra.items() if c.accepts(k)}) for c in cfg.callbacks.values()
     ]
+    if cfg.ema.kind == "posthoc":
+        callbacks.append(EMASnapshots(Path(cfg.run_dir) / "ema_snapshots", cfg.ema.snapshot_every))
     plugins: list = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # submitit requeues preempted jobs; Lightning must not as well
         plugins.append(SLURMEnvironment(auto_requeue=False))

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
+from ddpm.checkpoint import atomic_save
 from ddpm.checks import NonNegativeInt, PositiveInt, Range
 from ddpm.config.schema import DenoiserConfig
 from ddpm.data.base import dataset_tensors
@@ -168,3 +169,37 @@ class LastCheckpoint(Callback):
         if isinstance(exception, NonFiniteLossError) or trainer.global_step == 0:
             return
         self._save(trainer)
+
+
+class EMASnapshots(Callback):
+    """Post-hoc EMA snapshots (``ema=posthoc``): every ``every`` steps and at the end of training,
+    the module's power-function averages (``module.averages()``) saved as
+    ``dirpath/step_XXXXXXX.pt`` by rank 0: float32 tensors and plain values only (loadable with
+    ``torch.load(weights_only=True)``), written atomically, so a kill leaves a snapshot whole or
+    absent. ``t`` is the averages' step count (EDM2's ``t``)."""
+
+    def __init__(self, dirpath: str | Path, every: PositiveInt = 500) -> None:
+        self.dirpath, self.every = Path(dirpath), every
+
+    def _save(self, trainer, module) -> None:
+        if not trainer.is_global_zero or module._ema_updates == 0:
+            return
+        snapshot = {
+            "step": trainer.global_step,
+            "t": module._ema_updates,
+            "sigma_rels": list(module.ema_sigma_rels),
+            "gammas": list(module.ema_gammas),
+            "averages": [
+                {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+                 for k, v in average.state_dict().items()}
+                for average in module.averages()
+            ],
+        }  # fmt: skip
+        atomic_save(snapshot, self.dirpath / f"step_{trainer.global_step:07d}.pt")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0:
+            self._save(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        self._save(trainer, module)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Probability, Range
 from ddpm.config import ModelRecipe
+from ddpm.config.ema import ema_sigma_rels
 from ddpm.diffusion import TrainedVariance
 from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
@@ -85,7 +86,8 @@ class DiffusionModule(AveragedModule):
         )
         if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
             optimizer = self.build_optimizer(run_config["model"]["optimizer"])
-        super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay)
+        super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay,
+                         ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
         self.save_hyperparameters(ignore=["net", "path", "optimizer"])
         self.path = path
         self.prediction = path.resolve_prediction(prediction)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ddpm.checks import ConfigError, PositiveFloat, PositiveInt, Range
 from ddpm.config import ModelRecipe
+from ddpm.config.ema import ema_sigma_rels
 from ddpm.likelihood import nats_to_bits_per_dim
 from ddpm.models import SamplingOptions, VAEModel
 from ddpm.nets.vae import VAE
@@ -52,7 +53,8 @@ class VAEModule(AveragedModule):
             raise TypeError(problem)
         if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
             optimizer = self.build_optimizer(run_config["model"]["optimizer"])
-        super().__init__(net, optimizer, ema_decay=ema_decay)
+        super().__init__(net, optimizer, ema_decay=ema_decay,
+                         ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
         self.save_hyperparameters(ignore=["net", "optimizer"])
 
     @classmethod
