@@ -121,3 +121,12 @@ def test_bad_input_is_one_line(run, tmp_path):
     (tmp_path / "ema_snapshots" / first.name).write_bytes(first.read_bytes()[:2000])
     with pytest.raises(ConfigError, match="truncated or corrupt.*delete"):
         read_snapshots(tmp_path)
+
+
+def test_the_vae_family_keeps_posthoc_averages_too(tmp_path):
+    train_in_process(tmp_path, "experiment=toy2d_vae", *POSTHOC, steps=10)
+    out, error = write_checkpoint(tmp_path, 0.07)
+    assert error < 0.2 and sorted(p.name for p in (tmp_path / "ema_snapshots").iterdir())[-1] == (
+        "step_0000010.pt"
+    )
+    run_cli("sample.py", f"ckpt={out}", "num_samples=4", f"hydra.run.dir={tmp_path / 's'}")
