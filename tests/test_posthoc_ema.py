@@ -111,7 +111,7 @@ def test_a_resumed_run_rebuilds_the_same_averages(run, tmp_path):
 def test_bad_input_is_one_line(run, tmp_path):
     proc = run_cli("-m", "ddpm.posthoc_ema", str(run), "--sigma-rel", "0.4", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: --sigma-rel 0.4 is outside (0, 0.2887), the widths of power-function averages "
+        "error: --sigma-rel=0.4 is outside (0, 0.2887), the widths of power-function averages "
         "(EDM2 uses 0.01 to 0.25)"
     ]
     with pytest.raises(ConfigError, match="has no EMA snapshots.*ema=posthoc"):
@@ -130,3 +130,15 @@ def test_the_vae_family_keeps_posthoc_averages_too(tmp_path):
         "step_0000010.pt"
     )
     run_cli("sample.py", f"ckpt={out}", "num_samples=4", f"hydra.run.dir={tmp_path / 's'}")
+
+
+def test_a_resume_keeps_the_runs_ema_and_refuses_rebuilt_weights(run, toy_ckpt, tmp_path):
+    step_20 = run / "checkpoints" / "step_0000020.ckpt"
+    with pytest.raises(ConfigError, match=r"ema=posthoc sigma_rels=\[0.05, 0.1\] in the "
+                       r"checkpoint, ema=standard now"):  # fmt: skip
+        train_in_process(tmp_path / "a", f"ckpt_path={step_20}", steps=30)
+    out, _ = write_checkpoint(run, 0.07, tmp_path / "p.ckpt")
+    with pytest.raises(ConfigError, match="post-hoc EMA weights built after training"):
+        train_in_process(tmp_path / "b", *POSTHOC, f"ckpt_path={out}", steps=50)
+    with pytest.raises(ConfigError, match="trained with ema=standard, which keeps no snapshots"):
+        write_checkpoint(toy_ckpt.parent.parent, 0.07)

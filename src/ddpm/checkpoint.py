@@ -45,11 +45,14 @@ def _describe_unreadable(path: Path) -> str | None:
     return f"{path} is not a checkpoint: it is not a torch file ({size} bytes of other data)"
 
 
-def load_checkpoint(path: str | Path, map_location="cpu", require: str = "state_dict") -> dict:
+def load_checkpoint(
+    path: str | Path, map_location="cpu", require: str = "state_dict", mmap: bool = False
+) -> dict:
     """``torch.load(path, weights_only=True)``: tensors and plain containers only. A file that needs
     arbitrary unpickling (a ``__reduce__`` payload, a pickled class) is refused and its payload is
     never executed; a folder, an empty, truncated or foreign file is named as what it is, and so is
-    a file without the key ``require`` (a training checkpoint's ``state_dict`` by default)."""
+    a file without the key ``require`` (a training checkpoint's ``state_dict`` by default).
+    ``mmap``: tensors stay on disk until read (large files read piece by piece)."""
     path = Path(path)
     if path.is_dir():
         found = sorted(path.rglob("*.ckpt"))[:3]
@@ -60,7 +63,7 @@ def load_checkpoint(path: str | Path, map_location="cpu", require: str = "state_
     if (problem := _describe_unreadable(path)) is not None:
         raise CheckpointError(problem)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f" ({found.group(1)})" if found else ""

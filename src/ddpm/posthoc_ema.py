@@ -6,7 +6,7 @@ snapshots of a run trained with ``ema=posthoc`` (Karras et al. 2024, EDM2 sec. 3
 For each width it solves the least-squares fit of the target power-function profile (at the
 run's last step) by the profiles of every snapshot of every tracked width
 (:func:`ddpm.power_ema.solve_weights`), combines the snapshots' weights with those coefficients
-and writes ``RUN/checkpoints/posthoc_ema_<width>.ckpt``: ``last.ckpt`` with those EMA weights,
+and writes ``RUN/checkpoints/posthoc_ema_<width>.ckpt``: a copy of ``last.ckpt`` with those EMA weights,
 which ``sample.py``, ``evaluate.py`` and ``python -m ddpm.export`` take like any checkpoint.
 """
 
@@ -20,7 +20,8 @@ import torch
 
 from ddpm.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from ddpm.checks import ConfigError
-from ddpm.power_ema import SIGMA_REL_MAX, fit_error, gamma_from_sigma_rel, solve_weights
+from ddpm.config.ema import ema_sigma_rels
+from ddpm.power_ema import check_sigma_rel, fit_error, gamma_from_sigma_rel, solve_weights
 
 
 def read_snapshots(run: Path, upto: int | None = None) -> list[dict]:
@@ -36,7 +37,7 @@ def read_snapshots(run: Path, upto: int | None = None) -> list[dict]:
     snapshots = []
     for f in files:
         try:
-            snap = load_checkpoint(f, require="averages")
+            snap = load_checkpoint(f, require="averages", mmap=True)
         except CheckpointError as e:
             raise ConfigError(f"{e}; delete {f} and run again (the others still fit)") from None
         if upto is None or snap["t"] <= upto:
@@ -55,20 +56,12 @@ def sources(snapshots: list[dict], exclude: float | None = None) -> list[tuple[i
     ]
 
 
-def check_sigma_rel(sigma_rel: float) -> None:
-    if not 0 < sigma_rel < SIGMA_REL_MAX:
-        raise ConfigError(
-            f"--sigma-rel {sigma_rel} is outside (0, {SIGMA_REL_MAX:.4f}), the widths of "
-            f"power-function averages (EDM2 uses 0.01 to 0.25)"
-        )
-
-
 def reconstruct(
     snapshots: list[dict], sigma_rel: float, t: int, exclude: float | None = None
 ) -> tuple[dict[str, torch.Tensor], float]:
     """The averaged weights of width ``sigma_rel`` at step ``t`` and the relative L2 error of
     the fitted profile (``exclude``: fit without that tracked width)."""
-    check_sigma_rel(sigma_rel)
+    check_sigma_rel(sigma_rel, "--sigma-rel")
     used = sources(snapshots, exclude)
     basis = [(snapshots[i]["t"], g) for i, _, g in used]
     target = (t, gamma_from_sigma_rel(sigma_rel))
@@ -83,18 +76,32 @@ def reconstruct(
     return out, fit_error(basis, target, x)
 
 
-def write_checkpoint(run: Path, sigma_rel: float, out: Path | None = None) -> tuple[Path, float]:
-    """``last.ckpt`` with the EMA weights of width ``sigma_rel``; returns its path and the fit's
-    relative error."""
+def load_run(run: Path) -> tuple[dict, list[dict]]:
+    """The run's ``last.ckpt`` and its snapshots up to that step (read once, tensors mapped)."""
     last = load_checkpoint(run / "checkpoints" / "last.ckpt")
-    t = int(last.get("ema_updates", last["global_step"]))
-    weights, error = reconstruct(read_snapshots(run, upto=t), sigma_rel, t)
-    state = last["state_dict"]
+    if ema_sigma_rels(last.get("hyper_parameters", {}).get("run_config")) is None:
+        raise ConfigError(
+            f"{run} was trained with ema=standard, which keeps no snapshots; train with "
+            f"ema=posthoc (python train.py ema=posthoc ema.snapshot_every=N)"
+        )
+    return last, read_snapshots(run, upto=int(last["ema_updates"]))
+
+
+def write_checkpoint(
+    run: Path, sigma_rel: float, out: Path | None = None, loaded=None
+) -> tuple[Path, float]:
+    """A copy of ``last.ckpt`` with the EMA weights of width ``sigma_rel`` (by default
+    ``checkpoints/posthoc_ema_<width>.ckpt``); returns its path and the fit's relative error.
+    ``loaded``: :func:`load_run`'s result, to build several widths from one read."""
+    last, snapshots = loaded or load_run(run)
+    t = int(last["ema_updates"])
+    weights, error = reconstruct(snapshots, sigma_rel, t)
+    ckpt = dict(last, state_dict=dict(last["state_dict"]))
     for k, v in weights.items():
-        state[f"ema.{k}"] = v.to(state[f"ema.{k}"].dtype)
-    last["posthoc_ema"] = {"sigma_rel": sigma_rel, "t": t, "fit_error": error}
+        ckpt["state_dict"][f"ema.{k}"] = v.to(last["state_dict"][f"ema.{k}"].dtype)
+    ckpt["posthoc_ema"] = {"sigma_rel": sigma_rel, "t": t, "fit_error": error}
     out = out or run / "checkpoints" / f"posthoc_ema_{sigma_rel:g}.ckpt"
-    atomic_save(last, out)
+    atomic_save(ckpt, out)
     return out, error
 
 
@@ -112,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--out names one file: give one --sigma-rel, or leave --out out")
     try:
         for s in a.sigma_rel:  # every width checked before any work
-            check_sigma_rel(s)
+            check_sigma_rel(s, "--sigma-rel")
+        loaded = load_run(a.run)
         for s in a.sigma_rel:
-            path, error = write_checkpoint(a.run, s, a.out)
+            path, error = write_checkpoint(a.run, s, a.out, loaded)
             print(f"wrote {path} (sigma_rel {s:g}; profile fit error {error:.2e})")
     except (ConfigError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

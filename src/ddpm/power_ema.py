@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ddpm.checks import ConfigError
+
 SIGMA_REL_MAX = math.sqrt(1 / 12)  # gamma = 0, the uniform average of the whole run
 
 
@@ -29,16 +31,21 @@ def sigma_rel_from_gamma(gamma: float) -> float:
     return math.sqrt((gamma + 1) / ((gamma + 2) ** 2 * (gamma + 3)))
 
 
+def check_sigma_rel(sigma_rel: float, name: str = "sigma_rel") -> None:
+    """Refuse a width outside ``(0, sqrt(1/12))``: wider profiles would need ``gamma <= 0``,
+    weighting the start of training at least as much as its end."""
+    if not 0 < sigma_rel < SIGMA_REL_MAX:
+        raise ConfigError(
+            f"{name}={sigma_rel} is outside (0, {SIGMA_REL_MAX:.4f}), the widths of "
+            f"power-function averages (EDM2 uses 0.01 to 0.25)"
+        )
+
+
 def gamma_from_sigma_rel(sigma_rel: float) -> float:
     """The exponent ``gamma > 0`` whose profile has relative width ``sigma_rel``: the largest
     real root of ``gamma^3 + 7 gamma^2 + (16 - s^-2) gamma + (12 - s^-2) = 0`` (eq. 3 squared
-    and multiplied out). Defined for ``0 < sigma_rel < sqrt(1/12)`` (wider profiles would need
-    ``gamma <= 0``, weighting the start of training at least as much as its end)."""
-    if not 0 < sigma_rel < SIGMA_REL_MAX:
-        raise ValueError(
-            f"sigma_rel={sigma_rel} is outside (0, {SIGMA_REL_MAX:.4f}): the power-function EMA "
-            f"needs gamma > 0 (EDM2 uses 0.01 to 0.25)"
-        )
+    and multiplied out), for ``0 < sigma_rel < sqrt(1/12)``."""
+    check_sigma_rel(sigma_rel)
     k = 1.0 / sigma_rel**2
     roots = np.roots([1.0, 7.0, 16.0 - k, 12.0 - k])
     return float(max(r.real for r in roots if abs(r.imag) < 1e-9))
@@ -62,22 +69,28 @@ def profile_inner(t_a: float, g_a: float, t_b: float, g_b: float) -> float:
     return math.exp(log)
 
 
+def gram(
+    sources: Sequence[tuple[float, float]], target: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``A_ij = <p_i, p_j>``, ``b_i = <p_i, p_target>`` and ``<p_target, p_target>``."""
+    A = np.array([[profile_inner(*a, *b) for b in sources] for a in sources])
+    b = np.array([profile_inner(*a, *target) for a in sources])
+    return A, b, profile_inner(*target, *target)
+
+
 def solve_weights(
     sources: Sequence[tuple[float, float]], target: tuple[float, float]
 ) -> np.ndarray:
     """The coefficients ``x`` of the snapshots ``sources`` (each ``(t, gamma)``) whose combined
     profile is closest in L2 to ``target``'s (EDM2 App. C.3): ``A x = b`` solved by least
     squares (the Gram matrix is near-singular when snapshots are close)."""
-    A = np.array([[profile_inner(*a, *b) for b in sources] for a in sources])
-    b = np.array([profile_inner(*a, *target) for a in sources])
+    A, b, _ = gram(sources, target)
     return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
 def fit_error(sources: Sequence[tuple[float, float]], target: tuple[float, float], x) -> float:
     """``||sum_i x_i p_i - p_target|| / ||p_target||``: how well the snapshots express the
     target profile (0: exactly)."""
-    A = np.array([[profile_inner(*a, *b) for b in sources] for a in sources])
-    b = np.array([profile_inner(*a, *target) for a in sources])
-    tt = profile_inner(*target, *target)
+    A, b, tt = gram(sources, target)
     x = np.asarray(x)
     return math.sqrt(max(x @ A @ x - 2 * x @ b + tt, 0.0) / tt)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from ddpm.checks import ConfigError, PositiveInt
 from ddpm.config.plugin import unknown_keys
-from ddpm.power_ema import SIGMA_REL_MAX
+from ddpm.power_ema import check_sigma_rel
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,13 @@ class EMAConfig:
         unknown_keys(node, [f.name for f in fields(cls)], "ema")
         out = cls(**parse_fields(cls, node, "ema."))
         rels = out.sigma_rels
-        bad = [s for s in rels if not 0 < s < SIGMA_REL_MAX]
-        if not rels or bad or len(set(rels)) != len(rels):
+        if not rels or len(set(rels)) != len(rels):
             raise ConfigError(
-                f"ema.sigma_rels={list(rels)} is not valid; it must be distinct widths in (0, "
-                f"{SIGMA_REL_MAX:.4f}) (EDM2 tracks [0.05, 0.10])"
+                f"ema.sigma_rels={list(rels)} is not valid; it must be one or more distinct "
+                f"widths (EDM2 tracks [0.05, 0.10])"
             )
+        for s in rels:
+            check_sigma_rel(s, "ema.sigma_rels")
         return out
 
     @property

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ddpm.checkpoint import CheckpointError
 from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
 from ddpm.data.base import dataset_tensors
 from ddpm.evaluation.distributed import make_fabric
@@ -29,10 +30,14 @@ def _launch(cfg, loaded: LoadedModel, options=None):
 def _options(cfg):
     """The sampling options of ``cfg``, with the autoguidance model loaded (same EMA choice)."""
     guide = None
-    if cfg.guidance.model is not None:
-        guide = load_model(cfg.guidance.model, cfg.use_ema).model
-    options = cfg.denoiser.options(cfg.guidance_scale, cfg.guidance.span(), guide)
-    return options
+    if cfg.guidance.model is not None and cfg.guidance_scale != 1:  # w = 1: the network alone
+        try:
+            guide = load_model(cfg.guidance.model, cfg.use_ema).model
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"guidance.model: {str(e).replace('ckpt=PATH', 'guidance.model=PATH')}"
+            ) from None
+    return cfg.denoiser.options(cfg.guidance_scale, cfg.guidance.span(), guide)
 
 
 def sample(cfg: SampleConfig | Mapping) -> Path:
@@ -106,8 +111,8 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
         "nfe": info["nfe"],
         "seed": cfg.seed,
         "guidance_scale": cfg.guidance_scale,
-        "guidance_model": cfg.guidance.model,
-        "guidance_interval": cfg.guidance.interval,
+        "guidance_model": cfg.guidance.model if cfg.guidance_scale != 1 else None,
+        "guidance_interval": cfg.guidance.interval if cfg.guidance_scale != 1 else None,
         "ema_sigma_rel": loaded.ema_sigma_rel,
         "class_label": cfg.class_label,
         "world_size": fabric.world_size,

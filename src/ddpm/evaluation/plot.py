@@ -31,10 +31,11 @@ def label(row: dict, by: str) -> str:
 
 
 def table(rows: list[dict], metric: str = "fid", x: str = "nfe", by: str = "sampler") -> str:
-    lines = [f"| {by} | {x} | NFE | {metric} | seconds |", "|---|---|---|---|---|"]
+    column = "steps" if x == "nfe" else x  # against NFE, the steps that cost it
+    lines = [f"| {by} | {column} | NFE | {metric} | seconds |", "|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (label(r, by), r[x])):
         lines.append(
-            f"| {label(r, by)} | {r[x]} | {r['nfe']} | {r[metric]:.4g} | "
+            f"| {label(r, by)} | {r.get(column)} | {r['nfe']} | {r[metric]:.4g} | "
             f"{r.get('seconds', float('nan')):.1f} |"
         )
     return "\n".join(lines)

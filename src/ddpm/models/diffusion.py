@@ -115,6 +115,12 @@ class DiffusionModel(GenerativeModel):
                 f"guidance.model={guide.where} is a {guide.family}; autoguidance needs a "
                 f"diffusion checkpoint of the same path as {self.where}"
             )
+        if guide.conditional and guide.num_classes != self.num_classes:
+            raise ConfigError(
+                f"guidance.model={guide.where} is conditional on {guide.num_classes} classes and "
+                f"{self.where} samples {self.num_classes or 'no'} labels; autoguidance gives the "
+                f"weaker model the same labels"
+            )
         theirs = (guide.path, guide.prediction, tuple(guide.data.shape), guide.learned)
         for what, a, b in zip(
             ("path", "prediction", "data shape", "variance output"), mine, theirs

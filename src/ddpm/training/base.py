@@ -168,5 +168,6 @@ class AveragedModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._ema_updates = int(checkpoint.get("ema_updates", 0))
-        if (state := checkpoint.get("torch_rng_state")) is not None:
-            torch.set_rng_state(state)
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if fitting and (state := checkpoint.get("torch_rng_state")) is not None:
+            torch.set_rng_state(state.cpu())  # a resume, not load_from_checkpoint

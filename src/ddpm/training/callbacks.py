@@ -180,13 +180,15 @@ class EMASnapshots(Callback):
 
     def __init__(self, dirpath: str | Path, every: PositiveInt = 500) -> None:
         self.dirpath, self.every = Path(dirpath), every
+        self._saved_t = -1
 
     def _save(self, trainer, module) -> None:
-        if not trainer.is_global_zero or module._ema_updates == 0:
+        t = module._ema_updates
+        if not trainer.is_global_zero or t == 0 or t == self._saved_t:
             return
+        self._saved_t = t
         snapshot = {
-            "step": trainer.global_step,
-            "t": module._ema_updates,
+            "t": t,
             "sigma_rels": list(module.ema_sigma_rels),
             "gammas": list(module.ema_gammas),
             "averages": [
@@ -203,3 +205,7 @@ class EMASnapshots(Callback):
 
     def on_train_end(self, trainer, module) -> None:
         self._save(trainer, module)
+
+    def on_exception(self, trainer, module, exception: BaseException) -> None:
+        if not isinstance(exception, NonFiniteLossError):  # as last.ckpt: its step's averages
+            self._save(trainer, module)

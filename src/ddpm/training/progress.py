@@ -150,8 +150,10 @@ class RunSummary(Callback):
         info = getattr(dm, "info", None)
         data = f"{info.name} {tuple(info.shape)}" if info is not None else type(dm).__name__
         resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
+        copies = len(getattr(module, "averages", lambda: [None])())
+        averages = "an EMA copy" if copies == 1 else f"{copies} post-hoc EMA copies"
         print(
-            f"{type(net).__name__}: {n / 1e6:.2f} M parameters (+ an EMA copy); data {data}; "
+            f"{type(net).__name__}: {n / 1e6:.2f} M parameters (+ {averages}); data {data}; "
             f"{trainer.max_steps} steps on {trainer.num_devices} x "
             f"{type(trainer.accelerator).__name__.removesuffix('Accelerator').lower()}{resumed}",
             file=sys.stderr,

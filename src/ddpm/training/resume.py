@@ -7,6 +7,7 @@ from typing import Any
 
 from ddpm.checks import ConfigError
 from ddpm.config import upgrade_run_config
+from ddpm.config.ema import ema_sigma_rels
 from ddpm.config.plugin import Plugin
 from ddpm.targets import locate, parameters
 
@@ -90,12 +91,21 @@ def model_differences(stored: Mapping, now: Mapping) -> list[str]:
         if key == "path" and not changed:
             changed = ["path: it builds a different process (for path=ddpm: alpha_bar differs)"]
         out += changed
+    old_ema, new_ema = ema_sigma_rels(stored), ema_sigma_rels(now)
+    if old_ema != new_ema:  # the averages a run keeps are part of its state
+        show = lambda rels: "ema=standard" if rels is None else f"ema=posthoc sigma_rels={rels}"  # noqa: E731
+        out.append(f"{show(old_ema)} in the checkpoint, {show(new_ema)} now")
     return out
 
 
 def check_resume(ckpt: Mapping, path: str, run_config: Mapping) -> None:
     """Refuse to resume a checkpoint into a different model, naming each difference (training
     settings such as the learning rate or max_steps may change)."""
+    if "posthoc_ema" in ckpt:
+        raise ConfigError(
+            f"{path} holds post-hoc EMA weights built after training (python -m ddpm.posthoc_ema); "
+            f"resume from the run's own checkpoints (last.ckpt or step_*.ckpt)"
+        )
     stored = ckpt.get("hyper_parameters", {}).get("run_config")
     if not isinstance(stored, Mapping):
         raise ConfigError(f"{path} holds no run configuration (was it written by train.py?)")

@@ -15,6 +15,7 @@ from ddpm.checks import ConfigError
 
 RUN_OUTPUTS = (
     "checkpoints", "samples", "logs", "tensorboard", "wandb", ".wandb_run_id", ".job", "timing.json",
+    "ema_snapshots",
 )  # fmt: skip
 
 
