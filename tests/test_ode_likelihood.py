@@ -1,5 +1,7 @@
 """Exact likelihood by the probability-flow ODE, on every path, against analytic log-densities."""
 
+import math
+
 import pytest
 import torch
 
@@ -59,3 +61,27 @@ def test_dequantized_bits_per_dim_is_a_finite_positive_code_length():
     den = Denoiser(g.network(path), path)
     bpd = ode_bits_per_dim(den, x0, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(bpd).all() and (bpd > 0).all() and (bpd < 12).all()
+
+
+def test_the_ode_solvers_stop_on_a_non_finite_network_or_a_step_underflow():
+    from ddpm.odeint import ODEError, dopri5
+    from ddpm.samplers import sample
+    from ddpm.schedule import make_schedule
+
+    def nan_net(x, k):
+        return torch.full_like(x, float("nan"))
+
+    calls = []
+
+    def counted(x, k):
+        calls.append(1)
+        return nan_net(x, k)
+
+    with pytest.raises(ODEError, match=r"sampler=ode stopped at noise level sigma=157.*not finite"):
+        sample(counted, make_schedule("linear", 1000), torch.randn(4, 2), "ode")
+    assert len(calls) <= 7  # the first step's stages, not an endless loop
+    # a derivative that oscillates faster than the resolution of t: no step meets the tolerance
+    with pytest.raises(ODEError, match="step size underflowed") as e:
+        dopri5(lambda t, y: 1e8 * torch.full_like(y, math.sin(1e13 * t)), torch.ones(3, 1),
+               0.0, 2.0, 1e-6, 1e-6)  # fmt: skip
+    assert e.value.t == 0.0

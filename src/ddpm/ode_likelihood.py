@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from ddpm.odeint import dopri5
+from ddpm.odeint import ODEError, dopri5
 from ddpm.probability_flow import drift
 
 
@@ -57,7 +57,14 @@ def ode_log_likelihood(
         return torch.cat([dx.detach().reshape(n, -1), tr.detach()[:, None]], dim=1)
 
     y0 = torch.cat([x0.reshape(n, -1), torch.zeros(n, 1, dtype=x0.dtype, device=x0.device)], dim=1)
-    y1 = dopri5(f, y0, rho0, rho1, rtol, atol)
+    try:
+        y1 = dopri5(f, y0, rho0, rho1, rtol, atol)
+    except ODEError as e:
+        raise ODEError(
+            f"bpd=ode stopped at noise level sigma={math.exp(e.t):.4g}: {e} (a network output "
+            f"that is not finite, or an ODE too stiff for rtol={rtol}, atol={atol})",
+            e.t,
+        ) from None
     x_T, delta = y1[:, :d], y1[:, d]
     var_T = path.prior_scale(path.sigma_max) ** 2
     log_prior = -0.5 * (d * math.log(2 * math.pi * var_T) + (x_T**2).sum(1) / var_T)

@@ -34,7 +34,7 @@ def randn(shape, generator: Generator = None, device=None, dtype=None) -> Tensor
 
 def step_generator(seed: int, rank: int, step: int, device=None) -> torch.Generator:
     """The generator of one training step: a function of ``(seed, rank, step)`` only, so ranks
-    draw different noise (PITFALLS.md) and a resumed run draws what the uninterrupted one would."""
+    draw different noise and a resumed run draws what the uninterrupted one would."""
     g = torch.Generator(device=device)
     g.manual_seed(hash((int(seed), int(rank), int(step))) % (2**63))
     return g

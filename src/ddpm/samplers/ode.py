@@ -8,7 +8,7 @@ from typing import Annotated
 from torch import Tensor
 
 from ddpm.checks import POSITIVE
-from ddpm.odeint import dopri5
+from ddpm.odeint import ODEError, dopri5
 from ddpm.probability_flow import drift
 from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.spec import StepCallback
@@ -31,9 +31,18 @@ def probability_flow(
     Deterministic: ``generator`` is unused."""
     check_arguments(probability_flow, {"rtol": rtol, "atol": atol})
     s_start, s_end = float(sigmas[0]), float(sigmas[-2])
-    x = dopri5(
-        lambda rho, y: drift(denoiser, y, rho), x_T, math.log(s_start), math.log(s_end), rtol, atol
-    )
+    try:
+        x = dopri5(
+            lambda rho, y: drift(denoiser, y, rho), x_T, math.log(s_start), math.log(s_end), rtol,
+            atol,
+        )  # fmt: skip
+    except ODEError as e:
+        raise ODEError(
+            f"sampler=ode stopped at noise level sigma={math.exp(e.t):.4g}: {e} (a network "
+            f"output that is not finite, or an ODE too stiff for sampler.rtol={rtol}, "
+            f"sampler.atol={atol})",
+            e.t,
+        ) from None
     x0 = denoiser(x, s_end).x0
     if callback is not None:
         callback(len(sigmas) - 2, 0.0, x0, x0)  # adaptive: only the end is reported

@@ -1,8 +1,9 @@
 """Exponential moving average of the network weights (Polyak averaging), kept inside the module.
 
 We keep the EMA network as a frozen copy on the LightningModule rather than using Lightning's
-``EMAWeightAveraging``: that callback swaps the average in only for validation, copies the whole
-module, has no warm-up, and leaves test/predict on the raw weights (PITFALLS.md). A frozen copy is
+``EMAWeightAveraging``: that callback keeps the average beside the module during training
+(swapped in for validation, copied into the module when training ends), copies the whole module
+and has no warm-up. A frozen copy is
 saved and restored with the module's ``state_dict`` (``ema.*`` keys), needs no gradients under
 DDP, and is what sampling and evaluation use by default.
 """
