@@ -233,10 +233,14 @@ def test_sigkill_then_resume_reaches_the_same_step(tmp_path):
     killed_at = _step(ckpt)  # the atomic write left a complete file
     assert killed_at >= 10
     target = killed_at + 15
-    train_toy(
+    proc = train_toy(
         tmp_path, f"ckpt_path={ckpt}", "callbacks.checkpoint.every_n_train_steps=5", steps=target
     )
     assert _step(ckpt) == target
+    lines = proc.stderr.splitlines()  # where the run lives, first and last; no device banner
+    assert f"run directory: {tmp_path.resolve()}" in lines
+    assert f"done: {ckpt.resolve()} (sample grids in {(tmp_path / 'samples').resolve()})" in lines
+    assert not any("GPU available" in line or "TPU available" in line for line in lines)
 
 
 @pytest.mark.parametrize(

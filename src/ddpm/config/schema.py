@@ -9,6 +9,8 @@ package is checked the same way as ours; the keys the framework owns are datacla
 
 from __future__ import annotations
 
+import os
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -98,14 +100,46 @@ class DeviceConfig:
         node = node or {}
         unknown_keys(node, [f.name for f in fields(cls)], "trainer (devices for sampling)")
         out = cls(**parse_fields(cls, node, "trainer."))
-        check_devices(out.devices)
+        check_devices(out.devices, out.accelerator)
         return out
 
 
-def check_devices(devices) -> None:
+_WARNED: set[int] = set()
+
+
+def check_devices(devices, accelerator: str = "auto") -> None:
+    """A device count Lightning can use, on an accelerator this machine has: a GPU asked for
+    where there is none is one line (not Lightning's traceback); more CPU processes than cores
+    run, with a warning (each gets less than a core)."""
+    import torch
+
     if isinstance(devices, int) and devices != -1 and devices < 1:
         raise ConfigError(
             f"trainer.devices={devices} is not valid; use a positive count, -1 (all) or 'auto'"
+        )
+    count = devices if isinstance(devices, int) and devices > 0 else None
+    if accelerator in ("gpu", "cuda"):
+        gpus = torch.cuda.device_count()
+        if gpus == 0:
+            cuda = "without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+            raise ConfigError(
+                f"trainer.accelerator={accelerator}: this machine has no CUDA GPU (torch "
+                f"{torch.__version__}, {cuda}); use trainer=cpu, or trainer=auto to take a GPU "
+                f"when there is one"
+            )
+        if count is not None and count > gpus:
+            raise ConfigError(
+                f"trainer.devices={count} is more than the {gpus} GPU(s) of this machine"
+            )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps: this machine has no Apple GPU; use trainer=cpu")
+    cores = os.cpu_count() or 1
+    if accelerator == "cpu" and count is not None and count > cores and count not in _WARNED:
+        _WARNED.add(count)  # the config is checked before each job and in it: say it once
+        print(
+            f"warning: trainer.devices={count} starts {count} processes on {cores} CPU cores; "
+            f"each gets less than a core",
+            file=sys.stderr,
         )
 
 
@@ -120,7 +154,7 @@ def parse_trainer(node: Mapping) -> Plugin:
                     f"of this framework ends at a planned step: the LR decay and checkpoints use it)"
                 )
             raise ConfigError(f"trainer.{key}={value} is not valid; it must be {rng.describe()}")
-    check_devices(trainer.kwargs.get("devices", 1))
+    check_devices(trainer.kwargs.get("devices", 1), str(trainer.kwargs.get("accelerator", "auto")))
     return trainer
 
 

@@ -14,6 +14,8 @@ OURS = (
     ("runs are counted in steps, not epochs", "is smaller than the logging interval"),
     ("a deprecation inside Lightning itself, not in our code", "LeafSpec"),
     ("a resumed run appends to its own logs", "Experiment logs directory"),
+    ("the run's own first line names its devices", "GPU available:"),
+    ("the run's own first line names its devices", "TPU available:"),
 )
 
 

@@ -51,6 +51,7 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         print(f"requeued job: resuming from {requeued}", file=sys.stderr)
     if main:
         check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
+        print(f"run directory: {Path(cfg.run_dir).resolve()}", file=sys.stderr)
     ckpt = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None  # refuses unsafe files
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
@@ -88,6 +89,10 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
             import wandb
 
             wandb.finish()
+    if main:
+        run = Path(cfg.run_dir).resolve()
+        print(f"done: {run / 'checkpoints' / 'last.ckpt'} (sample grids in {run / 'samples'})",
+              file=sys.stderr)  # fmt: skip
     return trainer
 
 
