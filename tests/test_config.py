@@ -296,16 +296,3 @@ def test_a_conditional_that_is_not_true_false_or_auto_names_all_three():
         ConfigError, match="model.conditional='maybe' is not valid; it must be true, false or auto"
     ):
         parse_train(compose("train", "model.conditional=maybe"))
-
-
-def test_more_cpu_processes_than_cores_are_named_once(monkeypatch, capsys):
-    from ddpm.config import schema
-
-    monkeypatch.setattr(schema.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(schema, "_WARNED", set())
-    for _ in range(2):
-        schema.check_devices(4, "cpu")
-    err = capsys.readouterr().err
-    assert err.count("warning: trainer.devices=4 starts 4 processes on 2 CPU cores") == 1
-    schema.check_devices(2, "cpu")
-    assert capsys.readouterr().err == ""

@@ -83,3 +83,16 @@ def test_compiled_network_matches_eager_and_keeps_one_key_per_weight():
     assert sorted(keys) == sorted(
         [f"net.{k}" for k in eager.state_dict()] + [f"ema.{k}" for k in eager.state_dict()]
     )
+
+
+def test_more_cpu_processes_than_cores_are_named_once(monkeypatch, capsys):
+    from ddpm.config import schema
+
+    monkeypatch.setattr(schema.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(schema, "_WARNED", set())
+    for _ in range(2):
+        schema.check_devices(4, "cpu")
+    err = capsys.readouterr().err
+    assert err.count("warning: trainer.devices=4 starts 4 processes on 2 CPU cores") == 1
+    schema.check_devices(2, "cpu")
+    assert capsys.readouterr().err == ""
