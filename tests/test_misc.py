@@ -96,3 +96,18 @@ def test_more_cpu_processes_than_cores_are_named_once(monkeypatch, capsys):
     assert err.count("warning: trainer.devices=4 starts 4 processes on 2 CPU cores") == 1
     schema.check_devices(2, "cpu")
     assert capsys.readouterr().err == ""
+
+
+def test_logger_wandb_without_the_package_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from conftest import compose
+    from ddpm.checks import ConfigError
+    from ddpm.config import parse_train
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=r"logger=wandb needs the wandb package: pip install"):
+        parse_train(compose("train", "logger=wandb", "experiment=toy2d"))

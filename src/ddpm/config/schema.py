@@ -239,6 +239,15 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         )
     if denoiser.variance == "learned_range" and not learned:
         raise ConfigError("denoiser.variance=learned_range needs model.variance=learned_range")
+    logger = optional_plugin(raw.get("logger"), "logger")
+    if logger is not None and logger.target.endswith("WandbLogger"):
+        import importlib.util
+
+        if importlib.util.find_spec("wandb") is None:
+            raise ConfigError(
+                "logger=wandb needs the wandb package: pip install 'ddpm[wandb]' (or "
+                "logger=csv / logger=tensorboard)"
+            )
     ema = EMAConfig.parse(raw.get("ema"))
     if ema.kind == "posthoc" and not hasattr(model.fn, "averages"):
         raise ConfigError(
@@ -254,7 +263,7 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         sampler=sampler,
         denoiser=denoiser,
         trainer=trainer,
-        logger=optional_plugin(raw.get("logger"), "logger"),
+        logger=logger,
         callbacks=callbacks,
         raw=raw,
         ema=ema,
