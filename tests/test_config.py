@@ -231,6 +231,7 @@ def _preflight(name: str, *overrides: str, multirun: bool = False) -> None:
             ["model.lr_decy=cosine"],
             "model.lr_decy is not a key of model; did you mean model.lr_decay?",
         ),
+        (["experiment=toy2d", "dataset.nme=moons"], "dataset.nme .* did you mean dataset.name"),
         (["ckpt_path=run/step=100.ckpt"], "quote it, e.g. ckpt_path='run/step=100.ckpt'"),
         (["dataset=toy2d"], "ddpm.nets.UNet is an image network .* use a network for points"),
     ],

@@ -96,18 +96,27 @@ def preflight(
             except ConfigError as e:
                 raise ConfigError(f"{e}{where}") from None
             except (HydraException, OmegaConfBaseException) as e:
-                if base is None:  # composition failed: look at the config without the overrides
-                    base = _base_config(hydra, config_name)
+                if base is None:  # composition failed: the config of the group choices alone
+                    base = _base_config(hydra, config_name, overrides)
                 raise ConfigError(f"{explain(e, dirs, base)}{where}") from None
     finally:
         GlobalHydra.instance().clear()
 
 
-def _base_config(hydra, config_name: str) -> dict | None:
+def _base_config(hydra, config_name: str, overrides=()) -> dict | None:
+    """The config that the overrides' group choices compose (``experiment=toy2d``, not
+    ``dataset.nme=...``), so a misspelt key is matched against the keys it would have had; the
+    defaults alone when those fail too."""
     from hydra.types import RunMode
 
-    try:
-        cfg = hydra.compose_config(config_name, [], run_mode=RunMode.RUN)
-        return OmegaConf.to_container(cfg, resolve=False)
-    except Exception:  # noqa: BLE001
-        return None
+    choices = [
+        o for o in overrides
+        if "=" in o and "." not in o.split("=", 1)[0] and not o.startswith(("+", "~"))
+    ]  # fmt: skip
+    for attempt in (choices, []):
+        try:
+            cfg = hydra.compose_config(config_name, attempt, run_mode=RunMode.RUN)
+            return OmegaConf.to_container(cfg, resolve=False)
+        except Exception:  # noqa: BLE001 - the next attempt, or no config to suggest from
+            continue
+    return None
