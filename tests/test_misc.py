@@ -111,3 +111,14 @@ def test_logger_wandb_without_the_package_names_the_extra(monkeypatch):
     )
     with pytest.raises(ConfigError, match=r"logger=wandb needs the wandb package: pip install"):
         parse_train(compose("train", "logger=wandb", "experiment=toy2d"))
+
+
+def test_the_package_states_its_version_license_and_types():
+    from importlib.metadata import metadata
+
+    import ddpm
+    from conftest import REPO
+
+    assert ddpm.__version__ == metadata("ddpm")["Version"]
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
+    assert (REPO / "src" / "ddpm" / "py.typed").is_file()
