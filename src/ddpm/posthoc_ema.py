@@ -5,7 +5,7 @@ snapshots of a run trained with ``ema=posthoc`` (Karras et al. 2024, EDM2 sec. 3
 
 For each width it solves the least-squares fit of the target power-function profile (at the
 run's last step) by the profiles of every snapshot of every tracked width
-(:func:`ddpm.power_ema.solve_weights`), combines the snapshots' weights with those coefficients
+(:func:`ddpm.power_ema.fit`), combines the snapshots' weights with those coefficients
 and writes ``RUN/checkpoints/posthoc_ema_<width>.ckpt``: a copy of ``last.ckpt`` with those EMA weights,
 which ``sample.py``, ``evaluate.py`` and ``python -m ddpm.export`` take like any checkpoint.
 """
@@ -21,7 +21,7 @@ import torch
 from ddpm.checkpoint import CheckpointError, atomic_save, load_checkpoint
 from ddpm.checks import ConfigError
 from ddpm.config.ema import ema_sigma_rels
-from ddpm.power_ema import check_sigma_rel, fit_error, gamma_from_sigma_rel, solve_weights
+from ddpm.power_ema import check_sigma_rel, fit, gamma_from_sigma_rel
 
 
 def read_snapshots(run: Path, upto: int | None = None) -> list[dict]:
@@ -65,7 +65,7 @@ def reconstruct(
     used = sources(snapshots, exclude)
     basis = [(snapshots[i]["t"], g) for i, _, g in used]
     target = (t, gamma_from_sigma_rel(sigma_rel))
-    x = solve_weights(basis, target)
+    x, error = fit(basis, target)
     out: dict[str, torch.Tensor] = {}
     for coef, (i, j, _) in zip(x, used):
         for k, v in snapshots[i]["averages"][j].items():
@@ -73,7 +73,7 @@ def reconstruct(
                 out[k] = out.get(k, 0) + float(coef) * v.double()
             else:
                 out[k] = v  # integer buffers (BatchNorm's counter): the last snapshot's
-    return out, fit_error(basis, target, x)
+    return out, error
 
 
 def load_run(run: Path) -> tuple[dict, list[dict]]:

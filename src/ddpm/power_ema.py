@@ -84,13 +84,23 @@ def solve_weights(
     """The coefficients ``x`` of the snapshots ``sources`` (each ``(t, gamma)``) whose combined
     profile is closest in L2 to ``target``'s (EDM2 App. C.3): ``A x = b`` solved by least
     squares (the Gram matrix is near-singular when snapshots are close)."""
-    A, b, _ = gram(sources, target)
-    return np.linalg.lstsq(A, b, rcond=None)[0]
+    return fit(sources, target)[0]
 
 
 def fit_error(sources: Sequence[tuple[float, float]], target: tuple[float, float], x) -> float:
     """``||sum_i x_i p_i - p_target|| / ||p_target||``: how well the snapshots express the
     target profile (0: exactly)."""
+    return _relative_error(*gram(sources, target), np.asarray(x))
+
+
+def fit(
+    sources: Sequence[tuple[float, float]], target: tuple[float, float]
+) -> tuple[np.ndarray, float]:
+    """:func:`solve_weights` and its :func:`fit_error` from one Gram matrix."""
     A, b, tt = gram(sources, target)
-    x = np.asarray(x)
+    x = np.linalg.lstsq(A, b, rcond=None)[0]
+    return x, _relative_error(A, b, tt, x)
+
+
+def _relative_error(A: np.ndarray, b: np.ndarray, tt: float, x: np.ndarray) -> float:
     return math.sqrt(max(x @ A @ x - 2 * x @ b + tt, 0.0) / tt)
