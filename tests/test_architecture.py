@@ -20,14 +20,14 @@ LAYERS = {
     "paths": 4,
     "oracles": 5, "ode_likelihood": 5, "probability_flow": 5,
     "samplers": 5, "nets": 5, "data": 5,
-    "models": 6,
-    "config": 7,
+    "models": 6, "repa": 6,
+    "config": 7, "latents": 7,
     "training": 8, "evaluation": 8,
     "cli": 9, "estimate_gamma": 9, "export": 9, "posthoc_ema": 9,
 }  # fmt: skip
 FRAMEWORKS = ("lightning", "hydra", "omegaconf", "pytorch_lightning")
 # LightningDataModule is the data seam the framework promises (a user's data module plugs in).
-FRAMEWORK_ALLOWED_BELOW = {"data": ("lightning",)}
+FRAMEWORK_ALLOWED_BELOW = {"data": ("lightning",), "latents": ("lightning",)}
 SIBLINGS_APART = {("training", "evaluation"), ("evaluation", "training")}
 
 

@@ -119,7 +119,7 @@ def draw_vae_samples(
     starts = range(0, len(indices), batch_size)
     for start in progress(starts) if progress else starts:
         gens = sample_generators(seed, indices[start : start + batch_size])
-        z = randn((len(gens), vae.latent_dim), gens, device)
+        z = randn((len(gens), *getattr(vae, "latent_shape", (vae.latent_dim,))), gens, device)
         mean, log_var = vae.decode(z)
         x = reparameterize(mean, log_var, gens) if decoder_noise else mean
         out.append((x.clamp(-1, 1) if clip else x).float().cpu())

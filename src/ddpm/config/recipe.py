@@ -73,6 +73,8 @@ class ModelRecipe:
     variance: str = "fixed_small"  # the training variance: learned_range means a 2x output
     conditional: bool = False
     config: Mapping[str, Any] | None = None  # the whole stored run config (upgraded)
+    latent: Plugin | None = None  # a latent model's autoencoder (factors resolved)
+    latent_shape: tuple[int, ...] | None = None
 
     @classmethod
     def from_run_config(cls, config: Mapping[str, Any], where: str = "checkpoint") -> ModelRecipe:
@@ -85,6 +87,10 @@ class ModelRecipe:
             path = Plugin.from_config(config["path"], "path") if "path" in config else None
             dataset = _dataset(config["dataset"]) if "dataset" in config else None
             data = data_info(config)
+            latent = (
+                Plugin.from_config(config["latent"], "latent") if config.get("latent") else None
+            )
+            latent_shape = tuple(config["latent_shape"]) if latent is not None else None
         except (KeyError, TypeError) as e:
             raise ConfigError(f"{where} holds an incomplete run config (missing {e})") from None
         except ConfigError as e:
@@ -99,6 +105,8 @@ class ModelRecipe:
             variance=model.get("variance", "fixed_small"),
             conditional=bool(model.get("conditional", False)),
             config=config,
+            latent=latent,
+            latent_shape=latent_shape,
         )
 
     @property
@@ -112,6 +120,35 @@ class ModelRecipe:
 
     def build_network(self) -> nn.Module:
         return self.network.build()
+
+    def load_network(self, ckpt: Mapping[str, Any], use_ema: bool, where: str) -> nn.Module:
+        """The network of the checkpoint ``ckpt`` with its EMA (default) or raw weights, in eval
+        mode."""
+        from ddpm.checkpoint import CheckpointError
+
+        net = self.build_network()
+        prefix = "ema." if use_ema else "net."
+        state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}  # torch.compile wrappers
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"the weights in {where} do not match the network built from its config: "
+                f"{str(e).splitlines()[0]}"
+            ) from None
+        return net.eval()
+
+    def build_latent(self, where: str = "checkpoint"):
+        """The autoencoder a latent model decodes with (``None`` for a model of the data)."""
+        if self.latent is None:
+            return None
+        try:
+            return self.latent.build()
+        except ConfigError as e:
+            raise ConfigError(
+                f"{where} decodes with an autoencoder that cannot be loaded: {e}"
+            ) from None
 
     def build_path(self) -> Path | None:
         return None if self.path is None else self.path.build()

@@ -25,14 +25,15 @@ from ddpm.checks import (
 )
 from ddpm.config.ema import EMAConfig
 from ddpm.config.plugin import Plugin, optional_plugin, unknown_keys
-from ddpm.config.wiring import check_wiring, resolve_auto_conditional, resolve_path
+from ddpm.config.wiring import check_wiring, data_module, resolve_auto_conditional, resolve_path
 from ddpm.models import SamplingOptions
+from ddpm.repa.loss import REPAConfig
 from ddpm.samplers.denoiser import ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
 
 # arguments the framework passes itself
 NETWORK_INPUTS = ("in_channels", "image_size", "dim", "num_classes", "class_cond", "learn_sigma")
-MODULE_INPUTS = ("net", "path", "optimizer", "decoder", "run_config")
+MODULE_INPUTS = ("net", "path", "optimizer", "decoder", "run_config", "repa_encoder")
 # trainer values Lightning accepts but a run of ours cannot use
 TRAINER_RANGES = {
     "max_steps": Range(1),
@@ -177,6 +178,7 @@ class TrainConfig:
     callbacks: Mapping[str, Plugin]
     raw: Mapping[str, Any]  # the resolved config as plain containers, stored in checkpoints
     ema: EMAConfig = field(default_factory=EMAConfig)
+    latent: Plugin | None = None  # the autoencoder of a latent diffusion model (latent=...)
 
     @property
     def conditional(self) -> bool:
@@ -197,7 +199,7 @@ class _TrainTop:
 
 TRAIN_GROUPS = (
     "model", "dataset", "network", "path", "schedule", "sampler", "denoiser", "trainer", "logger",
-    "callbacks", "ema",
+    "callbacks", "ema", "latent",
 )  # fmt: skip
 
 
@@ -210,7 +212,8 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
             raise ConfigError(f"{group} is required: choose one with {group}=NAME")
     trainer = parse_trainer(raw["trainer"])  # first: the model's max_steps interpolates its value
     dataset = Plugin.from_config(raw["dataset"], "dataset")
-    datamodule = dataset.build()
+    latent = optional_plugin(raw.get("latent") or None, "latent")
+    datamodule = data_module(dataset, latent, raw)
     raw = resolve_auto_conditional(raw, datamodule)
     raw, path = resolve_path(raw)
     model = Plugin.from_config(raw["model"], "model", provided=MODULE_INPUTS)
@@ -226,7 +229,8 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     }
     conditional = bool(model.kwargs.get("conditional", False))
     learned = model.kwargs.get("variance") == "learned_range"
-    check_wiring(network, datamodule, conditional, learned)
+    repa = REPAConfig.parse(model.kwargs.get("repa"))
+    check_wiring(network, datamodule, conditional, learned, repa.depth if repa.enabled else None)
     denoiser = DenoiserConfig.parse(raw.get("denoiser"))
     if path is not None:
         sampler.check_steps(path.build(), denoiser.quantize)  # builds it: cheap, complete check
@@ -267,4 +271,5 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         callbacks=callbacks,
         raw=raw,
         ema=ema,
+        latent=latent,
     )

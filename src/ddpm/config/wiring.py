@@ -12,6 +12,7 @@ import torch
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
 from ddpm.data.info import DataInfo
+from ddpm.repa.loss import REPAConfig
 from ddpm.targets import locate, parameters
 
 
@@ -91,7 +92,9 @@ def check_labels(info: DataInfo, conditional: bool) -> None:
         )
 
 
-def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) -> None:
+def check_wiring(
+    network: Plugin, datamodule, conditional: bool, learned: bool, repa_depth: int | None = None
+) -> None:
     """The checks between data, network and model that need no data read, run when the config is
     parsed (for every data module that knows its shape up front): the data fits the network and
     the network can be built for it (on the meta device: no memory, no time), e.g. an image size
@@ -103,13 +106,31 @@ def check_wiring(network: Plugin, datamodule, conditional: bool, learned: bool) 
     kwargs = network_kwargs(network, info, conditional, learned)
     try:
         with torch.device("meta"):
-            network.fn(**{k: v.build() if isinstance(v, Plugin) else v for k, v in kwargs.items()})
+            net = network.fn(
+                **{k: v.build() if isinstance(v, Plugin) else v for k, v in kwargs.items()}
+            )
     except (ValueError, ConfigError) as e:
         raise ConfigError(
             f"network._target_={network.target} cannot be built for {info.name}: {e}"
         ) from None
     except Exception:  # noqa: BLE001 - anything else is reported when the network is really built
         return
+    if repa_depth is not None:
+        check_repa_depth(net, network.target, repa_depth)
+
+
+def check_repa_depth(net, target: str, depth: int) -> None:
+    """REPA reads the tokens of block ``depth``: the network must expose its blocks' tokens
+    (``token_block``, ``token_grid``, ``token_dim``) and have that many blocks."""
+    if not all(hasattr(net, a) for a in ("token_block", "token_grid", "token_dim")):
+        raise ConfigError(
+            f"model.repa aligns a transformer's tokens; network._target_={target} exposes none "
+            f"(token_block, token_grid, token_dim): use network=dit_s_2 or another DiT"
+        )
+    try:
+        net.token_block(depth)
+    except ValueError as e:
+        raise ConfigError(f"model.repa.depth={depth}: {e}") from None
 
 
 def resolve_auto_conditional(raw: Mapping[str, Any], datamodule) -> Mapping[str, Any]:
@@ -157,3 +178,25 @@ def resolve_path(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Plugin | No
     if check is not None:
         check(model)
     return {**raw, "model": model}, path
+
+
+def data_module(dataset: Plugin, latent: Plugin | None, raw: Mapping[str, Any]):
+    """The run's data module: the dataset's, or its latents when ``latent`` names an autoencoder
+    (which then states the data's shape for the network, or refuses data it cannot encode)."""
+    datamodule = dataset.build()
+    if latent is None:
+        return datamodule
+    if "path" not in parameters_of(raw.get("model")):
+        raise ConfigError(
+            "latent=... trains a diffusion model in the latent space; model=vae has none"
+        )
+    from ddpm.latents.data import LatentDataModule
+
+    repa = REPAConfig.parse((raw.get("model") or {}).get("repa")).enabled
+    return LatentDataModule(datamodule, latent.build(), raw["dataset"], keep_pixels=repa)
+
+
+def parameters_of(model: Mapping[str, Any] | None) -> dict:
+    if not isinstance(model, Mapping) or "_target_" not in model:
+        return {}
+    return parameters(locate(model["_target_"], "model._target_"))[0]

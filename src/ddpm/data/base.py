@@ -14,8 +14,9 @@ __all__ = ["DataInfo", "DatasetNotFoundError", "DiffusionDataModule"]
 
 
 class CheckedDataset(Dataset):
-    """Returns ``(x, y)`` with ``y = -1`` when there are no labels, and refuses non-finite inputs,
-    naming the index of the offending item."""
+    """Returns ``(x, y)`` with ``y = -1`` when there are no labels (and any further fields an
+    item has, e.g. the image of a latent), and refuses non-finite inputs, naming the index of the
+    offending item."""
 
     def __init__(self, base: Dataset, name: str) -> None:
         self.base, self.name = base, name
@@ -23,13 +24,13 @@ class CheckedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+    def __getitem__(self, i: int) -> tuple:
         item = self.base[i]
-        x, y = item if isinstance(item, (tuple, list)) else (item, -1)
+        x, y, *extra = item if isinstance(item, (tuple, list)) else (item, -1)
         x = torch.as_tensor(x, dtype=torch.float32)
         if not torch.isfinite(x).all():
             raise ValueError(f"item {i} of dataset {self.name!r} contains NaN or Inf values")
-        return x, int(y)
+        return (x, int(y), *extra)
 
 
 class TensorPairs(Dataset):
@@ -134,7 +135,7 @@ def dataset_tensors(ds: Dataset, limit: int | None = None) -> tuple[Tensor, Tens
     tensors."""
     n = len(ds) if limit is None else min(limit, len(ds))  # type: ignore[arg-type]
     items = [ds[i] for i in range(n)]
-    return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+    return torch.stack([it[0] for it in items]), torch.tensor([it[1] for it in items])
 
 
 def to_unit_range(x: Tensor) -> Tensor:

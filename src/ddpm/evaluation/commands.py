@@ -61,7 +61,7 @@ def sample(cfg: SampleConfig | Mapping) -> Path:
             reference = dataset_tensors(loaded.datamodule().test_set, 2000)[0]
         write_samples(
             out, x, loaded.is_image, labels, info.get("trajectory"),
-            info.get("trajectory_labels"), reference,
+            info.get("trajectory_labels"), reference, info.get("latents"),
         )  # fmt: skip
         print(f"wrote {len(x)} samples ({info['nfe']} network calls each) to {out}")
     return out

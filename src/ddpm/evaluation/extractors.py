@@ -15,11 +15,11 @@ import hashlib
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
+from torch import Tensor
 
 from ddpm.evaluation.progress import progress_bar
 from ddpm.figures import to_uint8
+from ddpm.nets.digit_classifier import DigitClassifier, train_classifier
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -90,53 +90,6 @@ class InceptionExtractor(FeatureExtractor):
         return torch.cat(feats) if feats else torch.zeros(0, 2048, dtype=torch.float64)
 
 
-class DigitClassifier(nn.Module):
-    """A small CNN for grey digit images of any size: two conv blocks, global pooling, a 128-d
-    feature layer, and class logits."""
-
-    def __init__(self, num_classes: int = 10, channels: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2),
-        )
-        self.feature = nn.Sequential(nn.Flatten(), nn.Linear(512, 128), nn.ReLU())
-        self.head = nn.Linear(128, num_classes)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        f = self.feature(self.conv(x))
-        return f, self.head(f)
-
-
-def train_classifier(
-    x: Tensor, y: Tensor, num_classes: int, epochs: int = 30, seed: int = 0, batch_size: int = 128
-) -> DigitClassifier:
-    """Fit :class:`DigitClassifier` on ``(x, y)`` with a fixed seed (deterministic on the CPU)."""
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = DigitClassifier(num_classes, x.shape[1])
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in progress_bar("training the digit classifier (once; cached)")(range(epochs)):
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            # light augmentation: one-pixel shifts, so the features are robust to sample jitter
-            xb = torch.roll(
-                x[idx], shifts=tuple(torch.randint(-1, 2, (2,), generator=g).tolist()), dims=(2, 3)
-            )
-            loss = F.cross_entropy(model(xb)[1], y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
 class ClassifierExtractor(FeatureExtractor):
     """Features and class probabilities from a :class:`DigitClassifier` trained on the real
     training split, cached in ``cache_dir`` keyed by dataset name and the data itself."""
@@ -160,7 +113,8 @@ class ClassifierExtractor(FeatureExtractor):
         if path.is_file():
             self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         else:
-            self.model = train_classifier(train_x, train_y, num_classes, epochs, seed)
+            bar = progress_bar("training the digit classifier (once; cached)")
+            self.model = train_classifier(train_x, train_y, num_classes, epochs, seed, progress=bar)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{torch.randint(1 << 30, ()).item()}")
             torch.save(self.model.state_dict(), tmp)

@@ -51,18 +51,7 @@ class LoadedModel:
 
 def load_network(ckpt: dict, recipe: ModelRecipe, use_ema: bool, path) -> nn.Module:
     """The checkpoint's network with its EMA (default) or raw weights, in eval mode."""
-    net = recipe.build_network()
-    prefix = "ema." if use_ema else "net."
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    state = {k.replace("_orig_mod.", ""): v for k, v in state.items()}  # torch.compile wrappers
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"the weights in {path} do not match the network built from its config: "
-            f"{str(e).splitlines()[0]}"
-        ) from None
-    return net.eval()
+    return recipe.load_network(ckpt, use_ema, str(path))
 
 
 def load_model(path: str | Path, use_ema: bool = True, device="cpu") -> LoadedModel:

@@ -20,9 +20,10 @@ def write_samples(
     trajectory: list[Tensor] | None = None,
     trajectory_labels: list[str] | None = None,
     reference: Tensor | None = None,
+    latents: Tensor | None = None,
 ) -> None:
     """``samples.npz`` (``samples`` float32 in data space, ``images`` uint8 NHWC for images,
-    ``labels``), ``samples.png`` and, with frames, ``trajectory.png`` (each frame labelled with
+    ``labels``, and a latent model's ``latents`` before decoding), ``samples.png`` and, with frames, ``trajectory.png`` (each frame labelled with
     its time ``t``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {"samples": x.float().numpy()}
@@ -30,6 +31,8 @@ def write_samples(
         arrays["images"] = to_uint8(x).permute(0, 2, 3, 1).numpy()
     if labels is not None:
         arrays["labels"] = labels.numpy()
+    if latents is not None:
+        arrays["latents"] = latents.float().numpy()
     tmp = out_dir / f".samples.npz.tmp-{os.getpid()}.npz"
     np.savez(tmp, **arrays)
     os.replace(tmp, out_dir / "samples.npz")

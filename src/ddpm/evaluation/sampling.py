@@ -55,7 +55,8 @@ def draw_distributed(
 ) -> tuple[Tensor, dict]:
     """All ``num_samples`` samples, each rank drawing its block of indices; identical on every rank
     and for any world size or batch size. ``info``: ``nfe`` per sample, ``method``, and the kept
-    trajectory frames (of rank 0's first batch)."""
+    trajectory frames (of rank 0's first batch); a latent model's raw latents (``latents``),
+    gathered as the samples are."""
     rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
     idx = shard(num_samples, rank, world)
     device = fabric.device if fabric else "cpu"
@@ -65,4 +66,6 @@ def draw_distributed(
         labels[idx.start : idx.stop] if labels is not None else None, device,
         trajectory_frames if rank == 0 else 0, bar,
     )  # fmt: skip
+    if info.get("latents") is not None:
+        info["latents"] = gather_in_order(fabric, info["latents"], num_samples)
     return gather_in_order(fabric, local, num_samples), info

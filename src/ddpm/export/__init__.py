@@ -8,7 +8,9 @@ whose timesteps ``1000 t`` are our ``c_noise``; both with a ``model_index.json``
 ``DDPMPipeline.from_pretrained(OUT_DIR)`` runs them. ``path=edm`` (``precond: edm``) writes an
 ``EDMEulerScheduler`` whose preconditioning is ours; diffusers has no pipeline for an
 unconditional UNet that scales its input, so that folder is run with the scheduler's own loop
-(README, Interoperability). Other paths export as safetensors.
+(README, Interoperability). A DiT (``network=dit_*``) is written as a
+``DiTTransformer2DModel`` in ``transformer/`` (:func:`export_dit`). Other paths export as
+safetensors.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import torch
 from ddpm.checks import ConfigError
 from ddpm.config import ModelRecipe
 from ddpm.evaluation.loading import LoadedModel, load_model
+from ddpm.export.diffusers_dit import to_diffusers
 from ddpm.export.diffusers_unet import unet_config, unet_state_dict
-from ddpm.nets import UNet
+from ddpm.nets import DiT, UNet
 
 PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
 AS_SAFETENSORS = "export as --format safetensors instead"
@@ -85,11 +88,15 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
         ) from None
     loaded: LoadedModel = load_model(ckpt, use_ema)
     model = loaded.model.diffusion("--format diffusers")
+    if isinstance(model.net, DiT):
+        return export_dit(loaded, model, Path(out_dir))
     if not isinstance(model.net, UNet):
         raise ConfigError(
-            f"{ckpt} holds {type(model.net).__name__}; only ddpm.nets.UNet (network=unet) has a "
-            f"diffusers UNet2DModel counterpart; {AS_SAFETENSORS}"
+            f"{ckpt} holds {type(model.net).__name__}; ddpm.nets.UNet (network=unet) and "
+            f"ddpm.nets.DiT (network=dit_*) have diffusers counterparts; {AS_SAFETENSORS}"
         )
+    if model.latent is not None:
+        raise ConfigError(f"{ckpt} is a latent model; {AS_SAFETENSORS}")
     scheduler, runs_in_pipeline = diffusers_scheduler(model, loaded.recipe.variance)
     kwargs = loaded.recipe.network.kwargs
     unet = diffusers.UNet2DModel(**unet_config(kwargs, model.conditional))
@@ -107,6 +114,27 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
     else:
         unet.eval().save_pretrained(out / "unet", safe_serialization=True)
         scheduler.save_pretrained(out / "scheduler")
+    return out
+
+
+def export_dit(loaded: LoadedModel, model, out: Path) -> Path:
+    """``transformer/`` (a ``DiTTransformer2DModel`` computing our DiT's output on the same
+    ``(x, timestep = c_noise, class_labels)``; an unconditional DiT takes ``class_labels=0``),
+    ``scheduler/`` where diffusers has the path's scheduler, and for a model on a diffusers
+    autoencoder's latents a copy of it in ``vae/``. diffusers' ``DiTPipeline`` assumes
+    ImageNet's 1000 classes, so the folder is run with the scheduler's own loop."""
+    transformer = to_diffusers(model.net, loaded.recipe.network.kwargs)
+    transformer.save_pretrained(out / "transformer", safe_serialization=True)
+    try:
+        scheduler, _ = diffusers_scheduler(model, loaded.recipe.variance)
+        scheduler.save_pretrained(out / "scheduler")
+    except ConfigError:
+        pass  # a path diffusers has no scheduler for: the transformer alone
+    vae = getattr(model.latent, "path", None)
+    if vae is not None:
+        import shutil
+
+        shutil.copytree(vae, out / "vae", dirs_exist_ok=True)
     return out
 
 

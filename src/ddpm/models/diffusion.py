@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +28,9 @@ from ddpm.samplers.draw import unconditional
 class DiffusionModel(GenerativeModel):
     """``net`` trained on ``path`` to output ``prediction``; ``learned``: it also outputs a
     variance (``model.variance=learned_range``); ``conditional``: ``net(x, c_noise, y)`` with
-    ``y = -1`` the null label (classifier-free guidance)."""
+    ``y = -1`` the null label (classifier-free guidance); ``latent``: the autoencoder
+    (:class:`ddpm.latents.Autoencoder`) of a latent model, whose samples of ``latent_shape`` are
+    decoded to the images ``data`` describes."""
 
     family = "diffusion model"
     net: nn.Module
@@ -38,6 +41,8 @@ class DiffusionModel(GenerativeModel):
     conditional: bool = False
     analytic_gamma: Tensor | None = None
     where: str = "the checkpoint"
+    latent: Any = None
+    latent_shape: tuple[int, ...] | None = None
 
     @classmethod
     def from_recipe(cls, recipe, net: nn.Module, where: str, analytic_gamma=None):
@@ -45,7 +50,12 @@ class DiffusionModel(GenerativeModel):
         path = recipe.build_path()
         prediction = path.resolve_prediction(recipe.prediction)
         return cls(net, path, recipe.data, prediction, recipe.learned, recipe.conditional,
-                   analytic_gamma, where)  # fmt: skip
+                   analytic_gamma, where, recipe.build_latent(where), recipe.latent_shape)  # fmt: skip
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape the network samples: the latent's for a latent model, else the data's."""
+        return tuple(self.latent_shape or self.data.shape)
 
     @property
     def num_classes(self) -> int | None:
@@ -82,7 +92,7 @@ class DiffusionModel(GenerativeModel):
             self.prediction,
             conditional=self.conditional,
             learned=self.learned,
-            clip_x0=options.clip_x0,
+            clip_x0=options.clip_x0 and self.latent is None,  # latents have no fixed range
             variance=self.variance(options.variance),
             guidance_scale=options.guidance_scale,
             analytic_gamma=self.analytic_gamma,
@@ -109,7 +119,7 @@ class DiffusionModel(GenerativeModel):
     def check_guide(self, guide) -> None:
         """Autoguidance mixes the two networks' outputs: the weaker model must share the path,
         the prediction, the data shape and the output layout (a learned variance or not)."""
-        mine = (self.path, self.prediction, tuple(self.data.shape), self.learned)
+        mine = (self.path, self.prediction, self.shape, self.learned)
         if getattr(guide, "family", None) != self.family:
             raise ConfigError(
                 f"guidance.model={guide.where} is a {guide.family}; autoguidance needs a "
@@ -121,7 +131,7 @@ class DiffusionModel(GenerativeModel):
                 f"{self.where} samples {self.num_classes or 'no'} labels; autoguidance gives the "
                 f"weaker model the same labels"
             )
-        theirs = (guide.path, guide.prediction, tuple(guide.data.shape), guide.learned)
+        theirs = (guide.path, guide.prediction, guide.shape, guide.learned)
         for what, a, b in zip(
             ("path", "prediction", "data shape", "variance output"), mine, theirs
         ):
@@ -147,10 +157,17 @@ class DiffusionModel(GenerativeModel):
         progress: Callable | None = None,
     ) -> tuple[Tensor, dict]:
         x, info = draw_samples(
-            self.denoiser_factory(options), sampler, self.data.shape, indices, seed, batch_size,
+            self.denoiser_factory(options), sampler, self.shape, indices, seed, batch_size,
             labels, device, trajectory_frames, progress,
         )  # fmt: skip
         info["method"] = sampler.name
+        if self.latent is not None:
+            info["latents"] = x
+            x = self.latent.decode(x.to(device)).cpu()
+            if info.get("trajectory"):
+                info["trajectory"] = [
+                    self.latent.decode(f.to(device)).cpu() for f in info["trajectory"]
+                ]
         return x, info
 
     def steps(self, sampler: SamplerSpec) -> int | None:
@@ -181,6 +198,11 @@ class DiffusionModel(GenerativeModel):
         exact likelihood of the probability-flow ODE, on every path (Hutchinson trace, dequantized
         images; :mod:`ddpm.ode_likelihood`)."""
         method = "vlb" if method is True else method
+        if self.latent is not None:
+            raise ConfigError(
+                f"bpd={method}: {self.where} models latents, and a likelihood of latents is not "
+                f"one of the images (the decoder has no density here); score it with FID"
+            )
         if method == "vlb":
             return self._vlb(seed, self.variance(variance), timesteps_per_call)
         if method != "ode":

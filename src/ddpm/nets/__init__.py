@@ -2,6 +2,7 @@
 know nothing of diffusion or of the bounds they are trained with."""
 
 from ddpm.nets.diffusers_unet import DiffusersUNet
+from ddpm.nets.dit import DiT
 from ddpm.nets.homework_unet import HomeworkUNet
 from ddpm.nets.mlp import MLP
 from ddpm.nets.simple_unet import SimpleUNet
@@ -13,6 +14,7 @@ __all__ = [
     "VAE",
     "ConvVAE",
     "DiffusersUNet",
+    "DiT",
     "HomeworkUNet",
     "MLPVAE",
     "SimpleUNet",

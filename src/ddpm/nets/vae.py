@@ -21,9 +21,15 @@ LOG_VAR_RANGE = (-14.0, 4.0)  # keeps exp(log_var) finite in float32 at the star
 
 class VAE(nn.Module):
     """``encode(x) -> (mean, log_var)`` of ``q(z|x)``; ``decode(z) -> (mean, log_var)`` of
-    ``p(x|z)``; ``latent_dim`` is the size of ``z``. Subclass it for your own architecture."""
+    ``p(x|z)``; ``latent_shape`` is the shape of ``z`` (``latent_dim`` its size). Subclass it for
+    your own architecture."""
 
     latent_dim: int
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.latent_dim,)
+
     # the model a network is trained by, for the refusal of any other (a denoiser states none)
     trained_by = "model=vae (or experiment=digits_vae)"
 
@@ -54,7 +60,10 @@ class ResBlock(nn.Module):
 
 class ConvVAE(VAE):
     """Images ``(N, C, H, W)`` in [-1, 1]: residual conv stages, each halving the resolution
-    (``ch * ch_mult[i]`` channels), a linear map to the latent, and the mirror image back up."""
+    (``ch * ch_mult[i]`` channels), a linear map to the latent, and the mirror image back up.
+    With ``latent_channels`` the latent is instead a map of that many channels at the lowest
+    resolution (1x1 convolutions in and out), the spatial latent a latent diffusion model's
+    image network takes (``latent=vae``)."""
 
     def __init__(
         self,
@@ -63,24 +72,32 @@ class ConvVAE(VAE):
         latent_dim: PositiveInt = 16,
         ch: PositiveInt = 32,
         ch_mult: Sequence[PositiveInt] = (1, 2),
+        latent_channels: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         if image_size % 2 ** len(ch_mult):
             raise ValueError(
                 f"image_size={image_size} is not divisible by 2^{len(ch_mult)} (network.ch_mult={list(ch_mult)})"
             )
-        self.latent_dim, self.in_channels = latent_dim, in_channels
+        self.in_channels, self.latent_channels = in_channels, latent_channels
         widths = [ch * m for m in ch_mult]
         self.bottom = (widths[-1], image_size // 2 ** len(ch_mult))
-        flat = widths[-1] * self.bottom[1] ** 2
+        side = self.bottom[1]
+        self.latent_dim = latent_dim if latent_channels is None else latent_channels * side**2
+        flat = widths[-1] * side**2
         down: list[nn.Module] = [nn.Conv2d(in_channels, ch, 3, padding=1)]
         prev = ch
         for w in widths:
             down += [ResBlock(prev), nn.Conv2d(prev, w, 3, stride=2, padding=1)]
             prev = w
-        self.encoder = nn.Sequential(*down, group_norm(prev), nn.SiLU(), nn.Flatten())
-        self.to_latent = nn.Linear(flat, 2 * latent_dim)
-        self.from_latent = nn.Linear(latent_dim, flat)
+        if latent_channels is None:
+            self.encoder = nn.Sequential(*down, group_norm(prev), nn.SiLU(), nn.Flatten())
+            self.to_latent: nn.Module = nn.Linear(flat, 2 * latent_dim)
+            self.from_latent: nn.Module = nn.Linear(latent_dim, flat)
+        else:
+            self.encoder = nn.Sequential(*down, group_norm(prev), nn.SiLU())
+            self.to_latent = nn.Conv2d(prev, 2 * latent_channels, 1)
+            self.from_latent = nn.Conv2d(latent_channels, prev, 1)
         up: list[nn.Module] = []
         for w in reversed([ch, *widths[:-1]]):
             up += [ResBlock(prev), nn.Upsample(scale_factor=2.0), nn.Conv2d(prev, w, 3, padding=1)]
@@ -88,6 +105,15 @@ class ConvVAE(VAE):
         self.decoder = nn.Sequential(
             *up, ResBlock(prev), group_norm(prev), nn.SiLU(), nn.Conv2d(prev, 2 * in_channels, 3, padding=1)
         )  # fmt: skip
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        side = self.bottom[1]
+        return (
+            (self.latent_dim,)
+            if self.latent_channels is None
+            else (self.latent_channels, side, side)
+        )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.split(self.to_latent(self.encoder(x)))

@@ -63,6 +63,10 @@ class AveragedModule(L.LightningModule):
         """The data the model is trained on, as the run config states it (read once)."""
         return data_info(self.hparams.run_config or {})
 
+    def trainable_parameters(self):
+        """What the optimiser updates: the network's parameters (and a module's own heads)."""
+        return self.net.parameters()
+
     @staticmethod
     def build_optimizer(node: Mapping[str, Any]) -> Callable:
         """The optimizer a stored run config names (``_partial_``: it takes the parameters)."""
@@ -127,7 +131,7 @@ class AveragedModule(L.LightningModule):
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     def configure_optimizers(self):
-        opt = self.optimizer_fn(self.net.parameters(), lr=self.hparams.lr)
+        opt = self.optimizer_fn(self.trainable_parameters(), lr=self.hparams.lr)
         warmup, decay, max_steps = (
             self.hparams.warmup_steps,
             self.hparams.lr_decay,

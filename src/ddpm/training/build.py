@@ -11,8 +11,9 @@ import lightning as L
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from ddpm.config import TrainConfig, network_kwargs
-from ddpm.config.wiring import check_labels
+from ddpm.config.wiring import check_labels, data_module
 from ddpm.data.base import DataInfo, dataset_tensors
+from ddpm.repa import REPAConfig, build_encoder
 from ddpm.training.callbacks import EMASnapshots
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.loggers import resume_options
@@ -21,22 +22,32 @@ RESOLVE_EXAMPLES = 10_000  # training examples a path measures its data options 
 
 
 def build_datamodule(cfg: TrainConfig):
-    datamodule = cfg.dataset.build()
+    datamodule = data_module(cfg.dataset, cfg.latent, cfg.raw)
     datamodule.check_available()
     check_labels(datamodule.info, cfg.conditional)
     return datamodule
 
 
 def run_config(
-    cfg: TrainConfig, info: DataInfo, net_kwargs: dict[str, Any], path_options: dict | None = None
+    cfg: TrainConfig,
+    info: DataInfo,
+    net_kwargs: dict[str, Any],
+    path_options: dict | None = None,
+    latent: tuple[DataInfo, dict] | None = None,
 ) -> dict:
     """What every checkpoint stores: the resolved config, the network's final arguments, the
-    path's options measured on the data and a description of the data (so sample.py and
-    evaluate.py need nothing else)."""
+    path's options measured on the data, a description of the data (so sample.py and
+    evaluate.py need nothing else) and, for a latent model, the latent's shape and the
+    autoencoder's factors as numbers (``info`` is then the images')."""
     config = dict(cfg.raw)
     config["network"] = {"_target_": cfg.network.target, **net_kwargs}
     if path_options:
         config["path"] = {**config["path"], **path_options}
+    if latent is not None:
+        config["latent"] = {**config["latent"], **latent[1]}
+        config["latent_shape"] = list(latent[0].shape)
+    else:
+        config.pop("latent", None)
     config.update(
         data_shape=list(info.shape),
         data_kind=info.kind,
@@ -62,14 +73,31 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
     info = datamodule.info
     kwargs = network_kwargs(cfg.network, info, cfg.conditional, cfg.learned_variance)
     net = cfg.network.fn(**kwargs)
+    latent = None
+    if cfg.latent is not None:  # the factors first: the path's data options read scaled latents
+        latent = (info, datamodule.resolve())
+        info = datamodule.pixel_info
     path, resolved = build_path(cfg, datamodule)
     provided = {
         "net": net,
         "path": path,
-        "decoder": "discretized" if info.is_image else "gaussian",
-        "run_config": run_config(cfg, info, kwargs, resolved),
+        "repa_encoder": build_repa_encoder(cfg, datamodule, info),
+        "decoder": "discretized" if info.is_image and latent is None else "gaussian",
+        "run_config": run_config(cfg, info, kwargs, resolved, latent),
     }
     return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
+
+
+def build_repa_encoder(cfg: TrainConfig, datamodule, info: DataInfo):
+    """REPA's frozen encoder (``None`` when ``model.repa.encoder`` is null)."""
+    repa = REPAConfig.parse(cfg.model.kwargs.get("repa"))
+    if not repa.enabled or not cfg.model.accepts("repa_encoder"):
+        return None
+    pixels = getattr(datamodule, "data", datamodule)  # a latent run's images
+    return build_encoder(
+        repa.encoder, repa.weights, repa.image_size,
+        lambda: dataset_tensors(pixels.train_set), info.num_classes, repa.cache_dir,
+    )  # fmt: skip
 
 
 def build_logger(cfg: TrainConfig, resume_step: int | None = None, main: bool = True):

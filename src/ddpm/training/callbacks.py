@@ -93,6 +93,12 @@ class SampleGrid(Callback):
         self._draw(trainer, module)
 
 
+def to_pixels(module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as images: a latent model's training data and noised latents decoded."""
+    autoencoder = (getattr(module, "latent", None) or (None,))[0]
+    return x if autoencoder is None else autoencoder.decode(x)
+
+
 class ForwardNoisingFigure(Callback):
     """At the start of training: a few training examples at ``num_frames`` evenly spaced times
     of the forward process from the data to the prior (eq. 31 on the discrete chain:
@@ -119,7 +125,7 @@ class ForwardNoisingFigure(Callback):
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
         levels = path.display_levels(self.num_frames)
         frames = [x0 + level * noise for level in levels]  # on the x / alpha scale
-        frames = [f * path.scale_at(level) for f, level in zip(frames, levels)]
+        frames = [to_pixels(module, f * path.scale_at(v)) for f, v in zip(frames, levels)]
         save_strip(frames, self.dirpath / "forward_noising.png", [path.describe(v) for v in levels])
 
 
@@ -138,7 +144,7 @@ class DatasetGrid(Callback):
         ds = trainer.datamodule.train_set
         if ds[0][0].ndim == 3:
             x = dataset_tensors(ds, self.num_images)[0]
-            save_image_grid(x, path)
+            save_image_grid(to_pixels(module, x), path)
         else:
             x = dataset_tensors(ds, 2000)[0]
             save_scatter(x, path, title="training data")

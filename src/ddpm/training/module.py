@@ -4,6 +4,7 @@ training noise levels, loss weight, preconditioning), a prediction type and a lo
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import torch
@@ -12,11 +13,13 @@ from torch import Tensor, nn
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Probability, Range
 from ddpm.config import ModelRecipe
 from ddpm.config.ema import ema_sigma_rels
+from ddpm.config.wiring import check_repa_depth
 from ddpm.diffusion import TrainedVariance
 from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
 from ddpm.paths import Path, as_path
 from ddpm.random import step_generator
+from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, fork_init, resample_features
 from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
@@ -73,6 +76,8 @@ class DiffusionModule(AveragedModule):
         seed: int = 0,
         compile: bool = False,
         channels_last: bool = False,
+        repa: dict | None = None,
+        repa_encoder: Any = None,
         run_config: dict | None = None,
     ) -> None:
         self.check_config({"loss": loss, "variance": variance})
@@ -88,10 +93,30 @@ class DiffusionModule(AveragedModule):
             optimizer = self.build_optimizer(run_config["model"]["optimizer"])
         super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay,
                          ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
-        self.save_hyperparameters(ignore=["net", "path", "optimizer"])
+        self.save_hyperparameters(ignore=["net", "path", "optimizer", "repa_encoder"])
         self.path = path
         self.prediction = path.resolve_prediction(prediction)
         self.time_sampler = path.time_sampler(timestep_sampling)
+        self.repa = REPAConfig.parse(repa)
+        self.repa_encoder, self.repa_head, self._tokens = repa_encoder, None, None
+        if self.repa.enabled and repa_encoder is not None:
+            self.add_repa(repa_encoder, seed)
+
+    def add_repa(self, encoder, seed: int) -> None:
+        """REPA's projector (its own seed: the global random state, hence the data order, stays
+        that of a run without REPA) and the hook that keeps block ``depth``'s tokens."""
+        check_repa_depth(self.net, type(self.net).__name__, self.repa.depth)
+        width, dim = self.repa.projector_dim, self.net.token_dim
+        self.repa_head = fork_init(seed + 1, lambda: Projector(dim, width, encoder.dim))
+
+        def keep(module, inputs, output) -> None:
+            self._tokens = output
+
+        self.net.token_block(self.repa.depth).register_forward_hook(keep)
+
+    def trainable_parameters(self):
+        head = [] if self.repa_head is None else list(self.repa_head.parameters())
+        return [*self.net.parameters(), *head]
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:
@@ -122,6 +147,15 @@ class DiffusionModule(AveragedModule):
             )
 
     # --- sampling ------------------------------------------------------------------------------
+    @cached_property
+    def latent(self) -> tuple[Any, tuple[int, ...] | None]:
+        """A latent model's autoencoder and latent shape (``(None, None)`` otherwise)."""
+        config = self.hparams.run_config or {}
+        if not config.get("latent"):
+            return None, None
+        recipe = ModelRecipe.from_run_config(config, "run_config")
+        return recipe.build_latent("the run"), recipe.latent_shape
+
     def model(self, use_ema: bool = True) -> DiffusionModel:
         """The EMA (or raw) network as a model that samples and scores itself."""
         return DiffusionModel(
@@ -131,6 +165,8 @@ class DiffusionModule(AveragedModule):
             self.prediction,
             learned=self.hparams.variance == "learned_range",
             conditional=self.hparams.conditional,
+            latent=self.latent[0],
+            latent_shape=self.latent[1],
         )
 
     @torch.no_grad()
@@ -181,10 +217,21 @@ class DiffusionModule(AveragedModule):
         return terms, t, weights
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        x0, y = batch
+        x0, y = batch[:2]
         g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
+        self._tokens = None
         terms, t, weights = self._losses(self.net, x0, y, g)
         loss = (terms["loss"] * weights).mean()
+        if self.repa_head is not None:
+            # REPA: the tokens the hook kept against the encoder's features of the clean image
+            # (with a zero weight it is only logged: no gradient path, the run is one without it)
+            pixels = batch[2] if len(batch) > 2 else x0
+            target = resample_features(self.repa_encoder(pixels), self.net.token_grid)
+            with torch.set_grad_enabled(self.repa.weight > 0):
+                terms["repa"] = alignment_loss(self.repa_head(self._tokens), target)
+            if self.repa.weight > 0:
+                loss = loss + self.repa.weight * terms["repa"].mean()
+            self._tokens = None
         self.check_finite(loss)
         if "vlb" in terms:
             self.time_sampler.update(t, terms["vlb"])
@@ -198,6 +245,8 @@ class DiffusionModule(AveragedModule):
         """The VLB, the MSE and the MSE per quarter of the training times."""
         if "vlb" in terms:
             self.log("train/vlb", terms["vlb"].mean())
+        if "repa" in terms:
+            self.log("train/repa", terms["repa"].mean())
         self.log("train/mse", terms["mse"].mean())
         quartile = (self.path.time_fraction(t) * 4).floor().clamp(max=3)
         for q in range(4):
@@ -207,7 +256,7 @@ class DiffusionModule(AveragedModule):
 
     def eval_loss(self, net: nn.Module, batch, batch_idx: int) -> Tensor:
         """``L_simple`` of ``net`` with noise fixed by the batch index."""
-        x0, y = batch
+        x0, y = batch[:2]
         g = torch.Generator(device=self.device).manual_seed(10_000 + batch_idx)
         return self._losses(net, x0, y, g)[0]["mse"].mean()
 
