@@ -25,6 +25,11 @@ from ddpm.evaluation.progress import progress_bar
 def run(ckpt_path: str, num_examples: int, seed: int, batch_size: int, device: str) -> torch.Tensor:
     loaded = load_model(ckpt_path, use_ema=True, device=device)
     model = loaded.model.diffusion("Analytic-DPM (python -m ddpm.estimate_gamma)")
+    if model.latent is not None:
+        raise ConfigError(
+            f"{ckpt_path} models latents; Analytic-DPM's Gamma estimates read the test images "
+            f"through a network of the data (a pixel model)"
+        )
     if not model.path.discrete:
         raise ConfigError(
             f"Analytic-DPM's Gammas are per step of the discrete chain; {ckpt_path} is on "

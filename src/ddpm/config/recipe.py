@@ -144,7 +144,9 @@ class ModelRecipe:
         if self.latent is None:
             return None
         try:
-            return self.latent.build()
+            autoencoder = self.latent.build()
+            autoencoder.check_unchanged(where)
+            return autoencoder
         except ConfigError as e:
             raise ConfigError(
                 f"{where} decodes with an autoencoder that cannot be loaded: {e}"

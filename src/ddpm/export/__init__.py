@@ -135,6 +135,9 @@ def export_dit(loaded: LoadedModel, model, out: Path) -> Path:
         import shutil
 
         shutil.copytree(vae, out / "vae", dirs_exist_ok=True)
+        config = json.loads((out / "vae" / "config.json").read_text())  # the factors it used
+        config["scaling_factor"], config["shift_factor"] = model.latent.factors()
+        (out / "vae" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out
 
 

@@ -41,6 +41,7 @@ class Autoencoder(ABC):
         shift_factor: float | str | None = None,
         cache_dir: str = DEFAULT_CACHE,
         batch_size: int = 64,
+        fingerprint: str | None = None,
     ) -> None:
         for key, value in (("scaling_factor", scaling_factor), ("shift_factor", shift_factor)):
             if isinstance(value, str) and value != "auto":
@@ -52,6 +53,7 @@ class Autoencoder(ABC):
         self.scaling_factor, self.shift_factor = scaling_factor, shift_factor
         self.cache_dir = Path(os.path.expanduser(cache_dir))
         self.batch_size = batch_size
+        self.expected_fingerprint = fingerprint  # what a trained model's run config recorded
 
     # --- what each autoencoder states ------------------------------------------------------------
     @abstractmethod
@@ -69,6 +71,20 @@ class Autoencoder(ABC):
     @abstractmethod
     def decode_mean(self, z: Tensor) -> Tensor:
         """The decoder's image for an unscaled latent."""
+
+    @abstractmethod
+    def location(self) -> dict[str, str]:
+        """Where the weights are, as an absolute path (the run config stores it)."""
+
+    def check_unchanged(self, where: str) -> None:
+        """Refuse weights that differ from those a model was trained on."""
+        if self.expected_fingerprint and self.fingerprint() != self.expected_fingerprint:
+            ((key, value),) = self.location().items()
+            raise ConfigError(
+                f"{where} was trained on the latents of latent.{key}={value}, whose weights have "
+                f"changed since (digest {self.fingerprint()}, trained with "
+                f"{self.expected_fingerprint}); restore the autoencoder it was trained with"
+            )
 
     def own_factors(self) -> tuple[float, float]:
         """The scaling and shift the autoencoder's own config states."""

@@ -22,17 +22,22 @@ import torch
 from torch import Tensor
 
 FORMAT = 1
-IGNORED_DATASET_KEYS = ("batch_size", "num_workers")  # they do not change the items
+# keys that do not change the encoded items (flips are off while encoding)
+IGNORED_DATASET_KEYS = ("batch_size", "num_workers", "flip")
 
 
 def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def items_config(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset config less the keys that do not change its items."""
+    return {k: v for k, v in dataset.items() if k not in IGNORED_DATASET_KEYS}
+
+
 def cache_file(cache_dir: Path, dataset: Mapping[str, Any], split: str, fingerprint: str) -> Path:
     name = str(dataset.get("_target_", "data")).rsplit(".", 1)[-1]
-    items = {k: v for k, v in dataset.items() if k not in IGNORED_DATASET_KEYS}
-    return cache_dir / f"{name}-{digest(items)}-{split}-{fingerprint}.pt"
+    return cache_dir / f"{name}-{digest(items_config(dataset))}-{split}-{fingerprint}.pt"
 
 
 def checksum(t: Tensor) -> str:

@@ -26,9 +26,10 @@ class CheckpointVAE(Autoencoder):
         scaling_factor: float | str | None = "auto",
         shift_factor: float | str | None = "auto",
         cache_dir: str = DEFAULT_CACHE,
+        fingerprint: str | None = None,
         batch_size: int = 256,
     ) -> None:
-        super().__init__(scaling_factor, shift_factor, cache_dir, batch_size)
+        super().__init__(scaling_factor, shift_factor, cache_dir, batch_size, fingerprint)
         from ddpm.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
         from ddpm.config.recipe import ModelRecipe
 
@@ -61,6 +62,9 @@ class CheckpointVAE(Autoencoder):
                 f"({trained.name}); the data {data.name} have shape {tuple(data.shape)}"
             )
         return tuple(self.net.latent_shape)
+
+    def location(self) -> dict[str, str]:
+        return {"ckpt": str(self.ckpt.resolve())}
 
     def fingerprint(self) -> str:
         if self._digest is None:

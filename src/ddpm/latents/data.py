@@ -1,7 +1,7 @@
 """The training data of a latent diffusion model: a data module's images, encoded once by the
 autoencoder (:mod:`ddpm.latents.cache`) and served as scaled latents ``(z, y)`` — or
-``(z, y, x)`` with the image kept, for a loss that reads the pixels too (REPA). Augmentation
-(a dataset's random flips) is not applied: the latent of an image is computed once."""
+``(z, y, x)`` with the image kept, for a loss that reads the pixels too (REPA). The data
+module's random flips (``flip``) are switched off: an image's latent is computed once, as stored."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ddpm.data.base import DiffusionDataModule
 from ddpm.data.info import DataInfo
 from ddpm.latents.base import Autoencoder
-from ddpm.latents.cache import cache_file, load_or_encode
+from ddpm.latents.cache import cache_file, items_config, load_or_encode
 
 
 class LatentPairs(Dataset):
@@ -32,14 +32,6 @@ class LatentPairs(Dataset):
         return z, int(self.y[i]), self.pixels[i][0]
 
 
-def without_augmentation(ds: Dataset) -> Dataset:
-    """``ds`` with its random transform switched off (our datasets' ``transform`` attribute)."""
-    base = getattr(ds, "base", ds)
-    if getattr(base, "transform", None) is not None:
-        base.transform = None
-    return ds
-
-
 class LatentDataModule(DiffusionDataModule):
     """``data`` seen through ``autoencoder``; ``dataset``: the data's config (the cache key);
     ``keep_pixels``: items are ``(z, y, x)``."""
@@ -52,6 +44,8 @@ class LatentDataModule(DiffusionDataModule):
         keep_pixels: bool = False,
     ) -> None:
         super().__init__(data.batch_size, data.num_workers)
+        if getattr(data, "flip", False):  # each image is encoded once, as stored (before setup)
+            data.flip = False
         self.data, self.autoencoder, self.dataset = data, autoencoder, dict(dataset)
         self.keep_pixels = keep_pixels
         self._latents: dict[str, tuple[Tensor, Tensor]] = {}
@@ -82,11 +76,10 @@ class LatentDataModule(DiffusionDataModule):
     def latents(self, split: str) -> tuple[Tensor, Tensor]:
         """The split's unscaled latents and labels (encoded once, then read from the cache)."""
         if split not in self._latents:
-            ds = without_augmentation(
-                self.data.train_set if split == "train" else self.data.test_set
-            )
+            ds = self.data.train_set if split == "train" else self.data.test_set
             ae = self.autoencoder
-            key = {"dataset": self.dataset, "split": split, "autoencoder": ae.fingerprint()}
+            items = items_config(self.dataset)
+            key = {"dataset": items, "split": split, "autoencoder": ae.fingerprint()}
             path = cache_file(ae.cache_dir, self.dataset, split, ae.fingerprint())
 
             def encode(progress) -> tuple[Tensor, Tensor]:
@@ -105,8 +98,11 @@ class LatentDataModule(DiffusionDataModule):
         return self._latents[split]
 
     def resolve(self) -> dict[str, float]:
-        """The autoencoder's factors as numbers (``auto`` measured on the training latents)."""
-        return self.autoencoder.resolve(lambda: self.latents("train")[0])
+        """What the run config stores of the autoencoder: its factors as numbers (``auto``
+        measured on the training latents), its absolute location and its weights' digest."""
+        ae = self.autoencoder
+        factors = ae.resolve(lambda: self.latents("train")[0])
+        return {**factors, **ae.location(), "fingerprint": ae.fingerprint()}
 
     def build(self):
         scale, shift = self.autoencoder.factors()

@@ -28,9 +28,10 @@ class DiffusersVAE(Autoencoder):
         scaling_factor: float | str | None = None,
         shift_factor: float | str | None = None,
         cache_dir: str = DEFAULT_CACHE,
+        fingerprint: str | None = None,
         batch_size: int = 64,
     ) -> None:
-        super().__init__(scaling_factor, shift_factor, cache_dir, batch_size)
+        super().__init__(scaling_factor, shift_factor, cache_dir, batch_size, fingerprint)
         if not path:
             raise ConfigError(
                 "latent=diffusers_vae needs latent.path=DIR: a folder AutoencoderKL.save_pretrained "
@@ -73,6 +74,9 @@ class DiffusersVAE(Autoencoder):
         return float(self.config.get("scaling_factor") or 1.0), float(
             self.config.get("shift_factor") or 0.0
         )
+
+    def location(self) -> dict[str, str]:
+        return {"path": str(self.path.resolve())}
 
     def fingerprint(self) -> str:
         if self._digest is None:

@@ -53,6 +53,13 @@ class DiffusionModel(GenerativeModel):
                    analytic_gamma, where, recipe.build_latent(where), recipe.latent_shape)  # fmt: skip
 
     @property
+    def latent_space(self) -> tuple | None:
+        """The autoencoder's weights and factors (``None`` for a model of the data)."""
+        if self.latent is None:
+            return None
+        return (self.latent.fingerprint(), *self.latent.factors())
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The shape the network samples: the latent's for a latent model, else the data's."""
         return tuple(self.latent_shape or self.data.shape)
@@ -119,7 +126,7 @@ class DiffusionModel(GenerativeModel):
     def check_guide(self, guide) -> None:
         """Autoguidance mixes the two networks' outputs: the weaker model must share the path,
         the prediction, the data shape and the output layout (a learned variance or not)."""
-        mine = (self.path, self.prediction, self.shape, self.learned)
+        mine = (self.path, self.prediction, self.shape, self.learned, self.latent_space)
         if getattr(guide, "family", None) != self.family:
             raise ConfigError(
                 f"guidance.model={guide.where} is a {guide.family}; autoguidance needs a "
@@ -131,9 +138,9 @@ class DiffusionModel(GenerativeModel):
                 f"{self.where} samples {self.num_classes or 'no'} labels; autoguidance gives the "
                 f"weaker model the same labels"
             )
-        theirs = (guide.path, guide.prediction, guide.shape, guide.learned)
+        theirs = (guide.path, guide.prediction, guide.shape, guide.learned, guide.latent_space)
         for what, a, b in zip(
-            ("path", "prediction", "data shape", "variance output"), mine, theirs
+            ("path", "prediction", "data shape", "variance output", "latent space"), mine, theirs
         ):
             if a != b:
                 if what == "path":

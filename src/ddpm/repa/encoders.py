@@ -7,6 +7,7 @@ the user provides: nothing is downloaded."""
 from __future__ import annotations
 
 import hashlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +44,7 @@ class DigitsEncoder(Encoder):
         else:
             self.module = train_classifier(x, y, num_classes, seed=DIGITS_SEED)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             torch.save(self.module.state_dict(), tmp)
             tmp.replace(path)
         self.module = self.module.eval().requires_grad_(False)
@@ -72,7 +73,13 @@ class TimmEncoder(Encoder):
             )
         except RuntimeError as e:
             raise ConfigError(f"model.repa.encoder={name} is not a timm model: {e}") from None
-        self.module.load_state_dict(load_state(Path(weights).expanduser()), strict=True)
+        try:
+            self.module.load_state_dict(load_state(Path(weights).expanduser()), strict=True)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ConfigError(
+                f"model.repa.weights={weights} are not weights of {name}: "
+                f"{str(e).splitlines()[0][:200]}"
+            ) from None
         self.module = self.module.eval().requires_grad_(False)
         self.dim = int(self.module.num_features)
         self.image_size = image_size

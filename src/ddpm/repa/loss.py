@@ -31,8 +31,10 @@ class REPAConfig:
     cache_dir: str = "~/.cache/ddpm"  # where the digits encoder is kept once trained
 
     @classmethod
-    def parse(cls, node: Mapping[str, Any] | None) -> REPAConfig:
-        node = dict(node or {})
+    def parse(cls, node: Mapping[str, Any] | None, check_files: bool = True) -> REPAConfig:
+        """``model.repa`` checked (and the timm weights file, unless ``check_files`` is false:
+        a checkpoint's projector loads without the encoder)."""
+        node = {k: v for k, v in (node or {}).items() if k != "feature_dim"}
         unknown = sorted(set(node) - set(cls.__dataclass_fields__))
         if unknown:
             raise ConfigError(
@@ -49,7 +51,8 @@ class REPAConfig:
             raise ConfigError(
                 f"model.repa.weight={out.weight!r} is not valid; it must be a number >= 0"
             )
-        out.check_weights()
+        if check_files:
+            out.check_weights()
         return out
 
     def check_weights(self) -> None:

@@ -44,7 +44,7 @@ def run_config(
     if path_options:
         config["path"] = {**config["path"], **path_options}
     if latent is not None:
-        config["latent"] = {**config["latent"], **latent[1]}
+        config["latent"] = {**config["latent"], **latent[1]}  # the factors, the path, its digest
         config["latent_shape"] = list(latent[0].shape)
     else:
         config.pop("latent", None)
@@ -73,17 +73,24 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
     info = datamodule.info
     kwargs = network_kwargs(cfg.network, info, cfg.conditional, cfg.learned_variance)
     net = cfg.network.fn(**kwargs)
+    encoder = build_repa_encoder(cfg, datamodule, info)  # before any encoding: it may refuse
     latent = None
     if cfg.latent is not None:  # the factors first: the path's data options read scaled latents
         latent = (info, datamodule.resolve())
         info = datamodule.pixel_info
     path, resolved = build_path(cfg, datamodule)
+    config = run_config(cfg, info, kwargs, resolved, latent)
+    if encoder is not None:  # what a checkpoint's projector is built with
+        config["model"] = {
+            **config["model"],
+            "repa": {**config["model"]["repa"], "feature_dim": encoder.dim},
+        }
     provided = {
         "net": net,
         "path": path,
-        "repa_encoder": build_repa_encoder(cfg, datamodule, info),
+        "repa_encoder": encoder,
         "decoder": "discretized" if info.is_image and latent is None else "gaussian",
-        "run_config": run_config(cfg, info, kwargs, resolved, latent),
+        "run_config": config,
     }
     return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
 

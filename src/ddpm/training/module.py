@@ -97,22 +97,39 @@ class DiffusionModule(AveragedModule):
         self.path = path
         self.prediction = path.resolve_prediction(prediction)
         self.time_sampler = path.time_sampler(timestep_sampling)
-        self.repa = REPAConfig.parse(repa)
+        self.repa = REPAConfig.parse(repa, check_files=False)
         self.repa_encoder, self.repa_head, self._tokens = repa_encoder, None, None
-        if self.repa.enabled and repa_encoder is not None:
-            self.add_repa(repa_encoder, seed)
+        stored = ((run_config or {}).get("model") or {}).get("repa") or {}
+        features = repa_encoder.dim if repa_encoder is not None else stored.get("feature_dim")
+        if self.repa.enabled and features:  # from a checkpoint: the projector, not the encoder
+            self.add_repa(int(features), seed)
 
-    def add_repa(self, encoder, seed: int) -> None:
+    def add_repa(self, features: int, seed: int) -> None:
         """REPA's projector (its own seed: the global random state, hence the data order, stays
         that of a run without REPA) and the hook that keeps block ``depth``'s tokens."""
         check_repa_depth(self.net, type(self.net).__name__, self.repa.depth)
         width, dim = self.repa.projector_dim, self.net.token_dim
-        self.repa_head = fork_init(seed + 1, lambda: Projector(dim, width, encoder.dim))
+        self.repa_head = fork_init(seed + 1, lambda: Projector(dim, width, features))
 
         def keep(module, inputs, output) -> None:
             self._tokens = output
 
         self.net.token_block(self.repa.depth).register_forward_hook(keep)
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ):
+        """The projector's gradient is clipped on its own, so the network's clipping (by its own
+        norm) is that of the run without REPA."""
+        if self.repa_head is None or not gradient_clip_val:
+            return super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+        for params in (self.net.parameters(), self.repa_head.parameters()):
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def trainable_parameters(self):
         head = [] if self.repa_head is None else list(self.repa_head.parameters())
@@ -222,16 +239,13 @@ class DiffusionModule(AveragedModule):
         self._tokens = None
         terms, t, weights = self._losses(self.net, x0, y, g)
         loss = (terms["loss"] * weights).mean()
-        if self.repa_head is not None:
-            # REPA: the tokens the hook kept against the encoder's features of the clean image
-            # (with a zero weight it is only logged: no gradient path, the run is one without it)
-            pixels = batch[2] if len(batch) > 2 else x0
-            target = resample_features(self.repa_encoder(pixels), self.net.token_grid)
-            with torch.set_grad_enabled(self.repa.weight > 0):
-                terms["repa"] = alignment_loss(self.repa_head(self._tokens), target)
-            if self.repa.weight > 0:
-                loss = loss + self.repa.weight * terms["repa"].mean()
-            self._tokens = None
+        backward = loss
+        if self.repa_head is not None and self.repa_encoder is not None:
+            terms["repa"] = self.repa_term(batch[2] if len(batch) > 2 else x0)
+            loss = loss + self.repa.weight * terms["repa"].mean()
+            # with a zero weight the projector alone learns from the term (a probe of the
+            # tokens: no gradient reaches the network, the run is the run without REPA)
+            backward = loss if self.repa.weight > 0 else loss + terms["repa"].mean()
         self.check_finite(loss)
         if "vlb" in terms:
             self.time_sampler.update(t, terms["vlb"])
@@ -239,7 +253,16 @@ class DiffusionModule(AveragedModule):
         self.log_step()  # every step: checkpoint names read it
         if self.logs_this_step():
             self.log_diagnostics(terms, t)
-        return loss
+        return backward
+
+    def repa_term(self, pixels: Tensor) -> Tensor:
+        """REPA's per-example alignment of the tokens the hook kept in this step's forward with
+        the encoder's features of the clean images (detached tokens at weight 0)."""
+        tokens, self._tokens = self._tokens, None
+        if self.repa.weight == 0:
+            tokens = tokens.detach()
+        target = resample_features(self.repa_encoder(pixels), self.net.token_grid)
+        return alignment_loss(self.repa_head(tokens), target)
 
     def log_diagnostics(self, terms: dict, t: Tensor) -> None:
         """The VLB, the MSE and the MSE per quarter of the training times."""

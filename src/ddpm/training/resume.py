@@ -21,7 +21,23 @@ MODEL_DEFINING = (
     "data_shape",
     "data_kind",
     "num_classes",
+    "latent_shape",
 )
+# what makes a latent space, and a REPA term, the same (not where it is cached)
+LATENT_KEYS = ("_target_", "fingerprint", "scaling_factor", "shift_factor")
+REPA_KEYS = ("encoder", "depth", "projector_dim", "feature_dim")
+
+
+def signature(config: Mapping, key: str) -> dict | None:
+    """``latent`` or ``model.repa`` reduced to what defines the model (``None`` when off)."""
+    node = _get(config, key)
+    if (
+        not isinstance(node, Mapping)
+        or not node
+        or (key == "model.repa" and not node.get("encoder"))
+    ):
+        return None
+    return {k: node.get(k) for k in (LATENT_KEYS if key == "latent" else REPA_KEYS)}
 
 
 def _flat(node: Any, prefix: str) -> dict[str, Any]:
@@ -91,6 +107,9 @@ def model_differences(stored: Mapping, now: Mapping) -> list[str]:
         if key == "path" and not changed:
             changed = ["path: it builds a different process (for path=ddpm: alpha_bar differs)"]
         out += changed
+    for key in ("latent", "model.repa"):
+        if (old_sig := signature(stored, key)) != (new_sig := signature(now, key)):
+            out.append(f"{key}={old_sig} in the checkpoint, {new_sig} now")
     old_ema, new_ema = ema_sigma_rels(stored), ema_sigma_rels(now)
     if old_ema != new_ema:  # the averages a run keeps are part of its state
         show = lambda rels: "ema=standard" if rels is None else f"ema=posthoc sigma_rels={rels}"  # noqa: E731
