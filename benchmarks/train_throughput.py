@@ -102,6 +102,7 @@ def framework_rate(cfg, module, dm, steps: int, warmup: int) -> tuple[float, tor
         enable_model_summary=False,
         limit_val_batches=0,
         gradient_clip_val=cfg.trainer.kwargs["gradient_clip_val"],
+        precision=cfg.trainer.kwargs.get("precision", "32-true"),
         callbacks=[timer],
     )
     trainer.fit(module, dm)
@@ -123,7 +124,7 @@ def main() -> None:
     cfg = parse_train(plain(composed, run_dir="/tmp/ddpm-bench"))
     dm = cfg.dataset.build()
     L.seed_everything(0, verbose=False)
-    module = build_module(cfg, dm.info)  # exactly as train.py builds it
+    module = build_module(cfg, dm)  # exactly as train.py builds it
     device = framework_rate(cfg, module, dm, args.warmup, 1)[1]  # a first fit warms up
     bare = BareLoop(cfg, dm, device)
     rates = {

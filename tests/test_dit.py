@@ -169,3 +169,26 @@ def net_kwargs(run):
     network = dict(config["run_config"]["network"])
     network.pop("_target_")
     return network
+
+
+def test_the_imagenet_presets_are_the_papers_recipes_and_name_what_to_provide(tmp_path):
+    dit = compose("train", "experiment=imagenet256_dit_xl")
+    assert dit["network"]["_target_"] == "ddpm.nets.DiT" and dit["network"]["depth"] == 28
+    assert dit["latent"]["_target_"] == "ddpm.latents.DiffusersVAE"
+    model = dit["model"]
+    assert model["optimizer"]["_target_"] == "torch.optim.AdamW" and model["lr"] == 1e-4
+    assert model["optimizer"]["weight_decay"] == 0.0 and model["ema_decay"] == 0.9999
+    assert (model["variance"], model["loss"], model["conditional"]) == (
+        "learned_range",
+        "hybrid",
+        True,
+    )
+    assert dit["dataset"]["batch_size"] == 256 and dit["schedule"]["name"] == "linear"
+    sit = compose("train", "experiment=imagenet256_sit_repa")
+    assert sit["path"]["_target_"] == "ddpm.paths.flow.FlowPath"
+    assert sit["model"]["repa"] | {} == {**sit["model"]["repa"], "encoder": "vit_base_patch14_dinov2.lvd142m",
+                                         "depth": 8, "weight": 0.5}  # fmt: skip
+    with pytest.raises(ConfigError, match="needs latent.path=DIR"):
+        parse_train(dit)
+    with pytest.raises(ConfigError, match="needs model.repa.weights=FILE"):
+        parse_train(sit)

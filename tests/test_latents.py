@@ -192,3 +192,26 @@ def test_two_processes_share_one_encoding_of_the_data(autoencoder, tmp_path):
 
     finished = re.findall(r"encoding digits train[^:]*: (\d+)/(\d+)", proc.stderr)
     assert sum(a == b for a, b in finished) == 1  # one process encoded, the other read the file
+
+
+def test_a_changed_autoencoder_is_refused_when_sampling_and_resuming(tmp_path):
+    from ddpm.evaluation import sample
+    from ddpm.training import train
+    from ddpm.training.resume import model_differences
+
+    folder = save_autoencoder(tmp_path / "ae")
+    run = tmp_path / "run"
+    train(compose("train", *TINY_DIT, *latent_overrides(folder, tmp_path / "c"), *RUN, run_dir=run))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    stored = torch.load(ckpt, weights_only=True)["hyper_parameters"]["run_config"]
+    assert stored["latent"]["path"] == str(folder.resolve()) and stored["latent"]["fingerprint"]
+    other = {**stored, "latent": {**stored["latent"], "scaling_factor": 0.25}}
+    assert any(d.startswith("latent=") for d in model_differences(stored, other))
+    save_autoencoder(folder, latent_channels=4, levels=2)  # the same shape, other weights
+    torch.manual_seed(1)
+    vae = diffusers.AutoencoderKL.from_pretrained(folder)
+    with torch.no_grad():
+        next(vae.parameters()).add_(1.0)
+    vae.save_pretrained(folder)
+    with pytest.raises(ConfigError, match="whose weights have changed since"):
+        sample(compose("sample", f"ckpt={ckpt}", "num_samples=2", run_dir=tmp_path / "s"))

@@ -114,3 +114,30 @@ def test_repa_refusals_are_one_line_before_work(tmp_path):
             parse_train(compose("train", *TINY_DIT, *overrides))
     with pytest.raises(ConfigError, match="exposes none .* use network=dit_s_2"):
         parse_train(compose("train", "model.repa.encoder=digits"))  # the default UNet
+
+
+def test_a_repa_checkpoint_loads_without_its_encoder_and_resume_compares_the_term(
+    repa_cache, tmp_path
+):
+    from ddpm.training import DiffusionModule
+    from ddpm.training.resume import model_differences
+
+    run = tmp_path / "run"
+    repa = ("model.repa.encoder=digits", "model.repa.depth=2", f"model.repa.cache_dir={repa_cache}")
+    ckpt = _train(run, *repa)
+    module = DiffusionModule.load_from_checkpoint(
+        run / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    head = {
+        k[len("repa_head.") :]: v
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith("repa_head.")
+    }
+    assert all(torch.equal(module.repa_head.state_dict()[k], v) for k, v in head.items())
+    stored = ckpt["hyper_parameters"]["run_config"]
+    assert stored["model"]["repa"]["feature_dim"] == 128
+    now = {**stored, "model": {**stored["model"], "repa": {**stored["model"]["repa"], "depth": 3}}}
+    assert any("model.repa=" in d for d in model_differences(stored, now))
+    off = {**stored, "model": {**stored["model"], "repa": {"encoder": None}}}
+    assert any("model.repa=" in d for d in model_differences(stored, off))
+    assert model_differences(stored, stored) == []

@@ -1,6 +1,6 @@
 """``latent=vae``: a ``model=vae`` checkpoint of ours (the seed's Example 1) as the autoencoder of a
 latent diffusion model, with its EMA weights; train it with ``network.latent_channels`` set for
-the spatial latent an image network takes (``experiment=digits_latent_vae``). Its factors default
+the spatial latent an image network takes (``experiment=digits_latent_ae``). Its factors default
 to ``auto``: measured on the encoded training set."""
 
 from __future__ import annotations
