@@ -13,6 +13,7 @@ reconstructs best.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -134,6 +135,15 @@ class Autoencoder(ABC):
             for zb in z.split(self.batch_size)
         ]
         return torch.cat(out) if out else z.new_zeros((0,))
+
+
+def file_digest(path: Path, prefix: bytes = b"") -> str:
+    """sha256 of ``prefix`` and the file's bytes, read in blocks (16 hex digits)."""
+    h = hashlib.sha256(prefix)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def check_image_fit(what: str, data: DataInfo, channels: int, factor: int) -> None:

@@ -5,14 +5,13 @@ to ``auto``: measured on the encoded training set."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from torch import Tensor
 
 from ddpm.checks import ConfigError
 from ddpm.data.info import DataInfo
-from ddpm.latents.base import DEFAULT_CACHE, Autoencoder
+from ddpm.latents.base import DEFAULT_CACHE, Autoencoder, file_digest
 
 
 class CheckpointVAE(Autoencoder):
@@ -68,11 +67,7 @@ class CheckpointVAE(Autoencoder):
 
     def fingerprint(self) -> str:
         if self._digest is None:
-            h = hashlib.sha256()
-            with open(self.ckpt, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._digest = h.hexdigest()[:16]
+            self._digest = file_digest(self.ckpt)
         return self._digest
 
     def encode_mean(self, x: Tensor) -> Tensor:

@@ -4,7 +4,6 @@ e.g. Stable Diffusion's ``sd-vae-ft-ema`` downloaded by the user, with the ``sca
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from torch import Tensor
 
 from ddpm.checks import ConfigError
 from ddpm.data.info import DataInfo
-from ddpm.latents.base import DEFAULT_CACHE, Autoencoder, check_image_fit
+from ddpm.latents.base import DEFAULT_CACHE, Autoencoder, check_image_fit, file_digest
 
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
@@ -80,11 +79,8 @@ class DiffusersVAE(Autoencoder):
 
     def fingerprint(self) -> str:
         if self._digest is None:
-            h = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())
-            with open(self.weights, "rb") as f:  # type: ignore[arg-type]
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._digest = h.hexdigest()[:16]
+            config = json.dumps(self.config, sort_keys=True).encode()
+            self._digest = file_digest(self.weights, config)  # type: ignore[arg-type]
         return self._digest
 
     def vae(self, device):
