@@ -192,3 +192,17 @@ def test_the_imagenet_presets_are_the_papers_recipes_and_name_what_to_provide(tm
         parse_train(dit)
     with pytest.raises(ConfigError, match="needs model.repa.weights=FILE"):
         parse_train(sit)
+
+
+@pytest.mark.slow
+def test_a_compiled_dit_trains_and_its_checkpoint_samples_uncompiled(tmp_path):
+    from conftest import QUIET
+    from ddpm.evaluation import sample
+    from ddpm.training import train
+
+    run = tmp_path / "run"
+    train(compose("train", *TINY, "model.compile=true", "trainer.max_steps=3", "trainer.limit_val_batches=0",
+                  "callbacks.sample_grid.every_n_steps=0", *QUIET, run_dir=run))  # fmt: skip
+    out = sample(compose("sample", f"ckpt={run}/checkpoints/last.ckpt", "num_samples=2",
+                         "sampler=euler", "sampler.steps=2", run_dir=tmp_path / "s"))  # fmt: skip
+    assert (out / "samples.npz").is_file()
