@@ -149,6 +149,8 @@ class RunSummary(Callback):
         dm = trainer.datamodule
         info = getattr(dm, "info", None)
         data = f"{info.name} {tuple(info.shape)}" if info is not None else type(dm).__name__
+        if (pixel := getattr(dm, "pixel_info", None)) is not None:  # a latent model's data
+            data = f"{info.name} {tuple(pixel.shape)} as latents {tuple(info.shape)}"
         resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
         copies = len(getattr(module, "averages", lambda: [None])())
         averages = "an EMA copy" if copies == 1 else f"{copies} post-hoc EMA copies"
