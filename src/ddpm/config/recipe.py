@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
+from ddpm.config.wiring import parameters_of
 from ddpm.data.info import DataInfo
 from ddpm.paths import Path
 from ddpm.targets import locate, parameters
@@ -44,7 +45,7 @@ def upgrade_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _model_params(model: Mapping[str, Any]) -> dict:
     try:
-        return parameters(locate(model.get("_target_", ""), "model._target_"))[0]
+        return parameters_of(model)
     except ConfigError:
         return {}
 

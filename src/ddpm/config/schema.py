@@ -179,6 +179,7 @@ class TrainConfig:
     raw: Mapping[str, Any]  # the resolved config as plain containers, stored in checkpoints
     ema: EMAConfig = field(default_factory=EMAConfig)
     latent: Plugin | None = None  # the autoencoder of a latent diffusion model (latent=...)
+    repa: REPAConfig = field(default_factory=REPAConfig)  # model.repa, checked
 
     @property
     def conditional(self) -> bool:
@@ -213,7 +214,8 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     trainer = parse_trainer(raw["trainer"])  # first: the model's max_steps interpolates its value
     dataset = Plugin.from_config(raw["dataset"], "dataset")
     latent = optional_plugin(raw.get("latent") or None, "latent")
-    datamodule = data_module(dataset, latent, raw)
+    repa = REPAConfig.parse((raw.get("model") or {}).get("repa"))  # once: the data may keep pixels
+    datamodule = data_module(dataset, latent, raw, keep_pixels=repa.enabled)
     raw = resolve_auto_conditional(raw, datamodule)
     raw, path = resolve_path(raw)
     model = Plugin.from_config(raw["model"], "model", provided=MODULE_INPUTS)
@@ -229,7 +231,6 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     }
     conditional = bool(model.kwargs.get("conditional", False))
     learned = model.kwargs.get("variance") == "learned_range"
-    repa = REPAConfig.parse(model.kwargs.get("repa"))
     check_wiring(network, datamodule, conditional, learned, repa.depth if repa.enabled else None)
     denoiser = DenoiserConfig.parse(raw.get("denoiser"))
     if path is not None:
@@ -272,4 +273,5 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
         raw=raw,
         ema=ema,
         latent=latent,
+        repa=repa,
     )

@@ -12,7 +12,6 @@ import torch
 from ddpm.checks import ConfigError
 from ddpm.config.plugin import Plugin
 from ddpm.data.info import DataInfo
-from ddpm.repa.loss import REPAConfig
 from ddpm.targets import locate, parameters
 
 
@@ -165,7 +164,7 @@ def resolve_path(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Plugin | No
     model = raw.get("model")
     if not isinstance(model, Mapping) or "_target_" not in model:
         return raw, None
-    if "path" not in parameters(locate(model["_target_"], "model._target_"))[0]:
+    if "path" not in parameters_of(model):
         return {k: v for k, v in raw.items() if k not in ("path", "schedule")}, None
     if raw.get("path") is None:
         raise ConfigError("path is required: choose one with path=ddpm|vp|edm|flow")
@@ -180,9 +179,12 @@ def resolve_path(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], Plugin | No
     return {**raw, "model": model}, path
 
 
-def data_module(dataset: Plugin, latent: Plugin | None, raw: Mapping[str, Any]):
+def data_module(
+    dataset: Plugin, latent: Plugin | None, raw: Mapping[str, Any], keep_pixels: bool = False
+):
     """The run's data module: the dataset's, or its latents when ``latent`` names an autoencoder
-    (which then states the data's shape for the network, or refuses data it cannot encode)."""
+    (which then states the data's shape for the network, or refuses data it cannot encode);
+    ``keep_pixels``: latent items also carry their image (for REPA's encoder)."""
     datamodule = dataset.build()
     if latent is None:
         return datamodule
@@ -192,11 +194,11 @@ def data_module(dataset: Plugin, latent: Plugin | None, raw: Mapping[str, Any]):
         )
     from ddpm.latents.data import LatentDataModule
 
-    repa = REPAConfig.parse((raw.get("model") or {}).get("repa")).enabled
-    return LatentDataModule(datamodule, latent.build(), raw["dataset"], keep_pixels=repa)
+    return LatentDataModule(datamodule, latent.build(), raw["dataset"], keep_pixels=keep_pixels)
 
 
 def parameters_of(model: Mapping[str, Any] | None) -> dict:
+    """The constructor parameters of the model a config node names (none without a target)."""
     if not isinstance(model, Mapping) or "_target_" not in model:
         return {}
     return parameters(locate(model["_target_"], "model._target_"))[0]

@@ -49,16 +49,11 @@ class LoadedModel:
         return dataset.build()
 
 
-def load_network(ckpt: dict, recipe: ModelRecipe, use_ema: bool, path) -> nn.Module:
-    """The checkpoint's network with its EMA (default) or raw weights, in eval mode."""
-    return recipe.load_network(ckpt, use_ema, str(path))
-
-
 def load_model(path: str | Path, use_ema: bool = True, device="cpu") -> LoadedModel:
     """Checkpoint -> its model family's object (EMA weights by default) + recipe, safely loaded."""
     ckpt = load_checkpoint(path)
     recipe = ModelRecipe.from_run_config(checkpoint_config(ckpt, path), str(path))
-    net = load_network(ckpt, recipe, use_ema, path).to(device)
+    net = recipe.load_network(ckpt, use_ema, str(path)).to(device)
     model = recipe.build_model(net, str(path), ckpt.get("analytic_gamma"))
     sigma_rel = (ckpt.get("posthoc_ema") or {}).get("sigma_rel") if use_ema else None
     return LoadedModel(model, recipe, Path(path), sigma_rel)

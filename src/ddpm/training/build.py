@@ -13,7 +13,8 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from ddpm.config import TrainConfig, network_kwargs
 from ddpm.config.wiring import check_labels, data_module
 from ddpm.data.base import DataInfo, dataset_tensors
-from ddpm.repa import REPAConfig, build_encoder
+from ddpm.latents.data import LatentDataModule
+from ddpm.repa import build_encoder
 from ddpm.training.callbacks import EMASnapshots
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.loggers import resume_options
@@ -22,7 +23,7 @@ RESOLVE_EXAMPLES = 10_000  # training examples a path measures its data options 
 
 
 def build_datamodule(cfg: TrainConfig):
-    datamodule = data_module(cfg.dataset, cfg.latent, cfg.raw)
+    datamodule = data_module(cfg.dataset, cfg.latent, cfg.raw, keep_pixels=cfg.repa.enabled)
     datamodule.check_available()
     check_labels(datamodule.info, cfg.conditional)
     return datamodule
@@ -97,10 +98,10 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
 
 def build_repa_encoder(cfg: TrainConfig, datamodule, info: DataInfo):
     """REPA's frozen encoder (``None`` when ``model.repa.encoder`` is null)."""
-    repa = REPAConfig.parse(cfg.model.kwargs.get("repa"))
+    repa = cfg.repa
     if not repa.enabled or not cfg.model.accepts("repa_encoder"):
         return None
-    pixels = getattr(datamodule, "data", datamodule)  # a latent run's images
+    pixels = datamodule.data if isinstance(datamodule, LatentDataModule) else datamodule
     return build_encoder(
         repa.encoder, repa.weights, repa.image_size,
         lambda: dataset_tensors(pixels.train_set), info.num_classes, repa.cache_dir,
