@@ -206,3 +206,43 @@ def hf_folder(tmp_path_factory):
     path = tmp_path_factory.mktemp("hf") / "toy_images"
     datasets.DatasetDict({"train": split(40), "test": split(12)}).save_to_disk(str(path))
     return path
+
+
+def companions(group: str, option: str) -> list[str]:
+    """What an option needs beside it to make a whole run (points need an MLP, VAEs a VAE)."""
+    if group == "network" and option.endswith("vae"):
+        return ["model=vae"] + (["dataset=toy2d"] if option == "mlp_vae" else [])
+    if group == "network" and option == "mlp":
+        return ["dataset=toy2d"]
+    if group == "dataset" and option == "toy2d":
+        return ["network=mlp"]
+    if group == "model" and option == "vae":
+        return ["network=conv_vae"]
+    if (group, option) in (("model", "consistency"), ("sampler", "consistency")):
+        return ["path=edm", "model=consistency", "model.init=null", "sampler=consistency"]
+    if (group, option) in (("model", "meanflow"), ("sampler", "meanflow")):
+        return ["path=flow", "model=meanflow", "sampler=meanflow"]
+    if (group, option) == ("model", "progressive_distill"):
+        return ["path=edm"]  # and a teacher: test_every_group_option_composes_parses_and_builds
+    return []
+
+
+@pytest.fixture(scope="session")
+def digits_edm_ckpt(tmp_path_factory):
+    """A two-step digits EDM checkpoint: a teacher for progressive distillation's configs."""
+    from ddpm.training import train
+
+    run = tmp_path_factory.mktemp("digits_edm")
+    train(compose("train", "experiment=digits_edm", "trainer.max_steps=2",
+                  "trainer.limit_val_batches=0", "callbacks.sample_grid=null", run_dir=run))  # fmt: skip
+    return run / "checkpoints" / "last.ckpt"
+
+
+def starts(experiment_or_model: str, request) -> list[str]:
+    """The starting checkpoint a few-step preset needs (ECT from scratch; a distillation
+    teacher)."""
+    if experiment_or_model.endswith("ect") or experiment_or_model == "consistency":
+        return ["model.init=null"]
+    if experiment_or_model.endswith("_pd") or experiment_or_model == "progressive_distill":
+        return [f"model.teacher={request.getfixturevalue('digits_edm_ckpt')}"]
+    return []

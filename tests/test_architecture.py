@@ -19,7 +19,7 @@ LAYERS = {
     "losses": 3, "vae": 3, "analytic_variance": 3, "timestep_sampler": 3,
     "paths": 4,
     "oracles": 5, "ode_likelihood": 5, "probability_flow": 5,
-    "samplers": 5, "nets": 5, "data": 5,
+    "samplers": 5, "nets": 5, "data": 5, "fewstep": 5,
     "models": 6, "repa": 6,
     "config": 7, "latents": 7,
     "training": 8, "evaluation": 8,

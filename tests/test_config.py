@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 
-from conftest import REPO, compose
+from conftest import REPO, companions, compose, starts
 from ddpm.checks import ConfigError
 from ddpm.config import parse_evaluate, parse_sample, parse_train
 from ddpm.samplers import builtin_sampler, builtin_sampler_names
@@ -19,19 +19,6 @@ CONF = REPO / "conf"
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def _companions(group: str, option: str) -> list[str]:
-    """What an option needs beside it to make a whole run (points need an MLP, VAEs a VAE)."""
-    if group == "network" and option.endswith("vae"):
-        return ["model=vae"] + (["dataset=toy2d"] if option == "mlp_vae" else [])
-    if group == "network" and option == "mlp":
-        return ["dataset=toy2d"]
-    if group == "dataset" and option == "toy2d":
-        return ["network=mlp"]
-    if group == "model" and option == "vae":
-        return ["network=conv_vae"]
-    return []
 
 
 def _check_built(cfg_dict: dict) -> None:
@@ -64,8 +51,8 @@ def _check_built(cfg_dict: dict) -> None:
 
 # (the presets on data and weights a user downloads, ImageNet's, are tested in test_dit.py)
 @pytest.mark.parametrize("experiment", [e for e in options("experiment") if "imagenet" not in e])
-def test_every_experiment_composes_parses_and_builds(experiment):
-    cfg = compose("train", f"experiment={experiment}")
+def test_every_experiment_composes_parses_and_builds(experiment, request):
+    cfg = compose("train", f"experiment={experiment}", *starts(experiment, request))
     _check_built(cfg)
     if experiment == "cifar10_ddpm":
         net = parse_train(cfg).network
@@ -88,11 +75,13 @@ GROUP_OPTIONS = [
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes_parses_and_builds(group, option, request):
-    extra = list(_companions(group, option))
+    extra = list(companions(group, option))
     if (group, option) == ("dataset", "hf"):
         extra += [f"dataset.path={request.getfixturevalue('hf_folder')}", "dataset.image_size=8"]
     if (group, option) == ("network", "homework_unet"):
         extra += ["network.channels=[16,32,64,128]"]  # 8x8 digits: four levels, not five
+    if group == "model":
+        extra += starts(option, request)
     cfg = compose("train", f"{group}={option}", *extra)
     if cfg["trainer"].get("accelerator") == "gpu" and not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="trainer.accelerator=gpu: this machine has no CUDA"):

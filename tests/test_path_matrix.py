@@ -51,7 +51,7 @@ def _sampler_overrides(sampler: str) -> list[str]:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_every_sampler_runs_on_every_path_with_its_calls_counted(checkpoints, path, tmp_path):
-    for sampler in builtin_sampler_names():
+    for sampler in builtin_sampler_names("diffusion"):
         common = [f"ckpt={checkpoints[path]}", "progress=false", *_sampler_overrides(sampler)]
         sample(compose("sample", *common, "num_samples=8", run_dir=tmp_path / sampler))
         x = np.load(tmp_path / sampler / "samples.npz")["samples"]

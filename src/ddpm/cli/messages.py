@@ -67,7 +67,8 @@ def explain(error: BaseException, search_dirs: list[Path], config: dict | None =
         dotted = m.group(1)
         return unknown_key(dotted, search_dirs, config)
     if m := MISSING.search(text):
-        return f"{m.group(1)} is required: pass {m.group(1)}=VALUE"
+        key = (full.group(1) if (full := FULL_KEY.search(text)) else None) or m.group(1)
+        return f"{key} is required: pass {key}=VALUE"
     if m := INTERPOLATION.search(text):
         where = FULL_KEY.search(text)
         return (

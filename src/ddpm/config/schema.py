@@ -32,7 +32,9 @@ from ddpm.samplers.denoiser import ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
 
 # arguments the framework passes itself
-NETWORK_INPUTS = ("in_channels", "image_size", "dim", "num_classes", "class_cond", "learn_sigma")
+NETWORK_INPUTS = (
+    "in_channels", "image_size", "dim", "num_classes", "class_cond", "learn_sigma", "time_inputs",
+)  # fmt: skip
 MODULE_INPUTS = ("net", "path", "optimizer", "decoder", "run_config", "repa_encoder")
 # trainer values Lightning accepts but a run of ours cannot use
 TRAINER_RANGES = {
@@ -189,6 +191,11 @@ class TrainConfig:
     def learned_variance(self) -> bool:
         return self.model.kwargs.get("variance") == "learned_range"
 
+    @property
+    def time_inputs(self) -> int:
+        """The time inputs the model calls its network with (MeanFlow: 2)."""
+        return getattr(self.model.fn, "time_inputs", 1)
+
 
 @dataclass(frozen=True)
 class _TrainTop:
@@ -231,7 +238,11 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     }
     conditional = bool(model.kwargs.get("conditional", False))
     learned = model.kwargs.get("variance") == "learned_range"
-    check_wiring(network, datamodule, conditional, learned, repa.depth if repa.enabled else None)
+    time_inputs = getattr(model.fn, "time_inputs", 1)
+    check_wiring(network, datamodule, conditional, learned, repa.depth if repa.enabled else None,
+                 time_inputs)  # fmt: skip
+    if (kind := getattr(getattr(model.fn, "model_family", None), "kind", None)) is not None:
+        sampler.check_serves(kind, f"model={model.target.rsplit('.', 1)[-1]}")
     denoiser = DenoiserConfig.parse(raw.get("denoiser"))
     if path is not None:
         sampler.check_steps(path.build(), denoiser.quantize)  # builds it: cheap, complete check

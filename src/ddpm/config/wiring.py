@@ -35,13 +35,18 @@ def forward_takes_labels(net_cls) -> bool:
 
 
 def network_kwargs(
-    network: Plugin, info: DataInfo, conditional: bool = False, learned: bool = False
+    network: Plugin,
+    info: DataInfo,
+    conditional: bool = False,
+    learned: bool = False,
+    time_inputs: int = 1,
 ) -> dict[str, Any]:
     """The network's keyword arguments: its own config plus what the data and the model say.
 
     Refuses a network for the other kind of data (an image network on 2-D points), a config that
     restates the data's shape differently, class conditioning for a network whose ``forward``
-    takes no labels, and a learned variance for a network that cannot output one."""
+    takes no labels, a learned variance for a network that cannot output one, and two time inputs
+    (``time_inputs``, MeanFlow's ``r`` and ``t``) for a network without that argument."""
     params, _, var_kw = parameters(network.fn)
     name = f"network._target_={network.target}"
     inputs = data_inputs(info)
@@ -74,6 +79,13 @@ def network_kwargs(
             f"model.variance=learned_range needs a network that outputs a variance "
             f"(a learn_sigma argument); {name} has none"
         )
+    if "time_inputs" in params:
+        derived["time_inputs"] = time_inputs
+    elif time_inputs != 1:
+        raise ConfigError(
+            f"this model calls its network with {time_inputs} times, c_noise of shape (N, "
+            f"{time_inputs}); {name} takes one (it has no time_inputs argument)"
+        )
     for key, value in derived.items():
         stated = network.kwargs.get(key, value)
         if stated != value and not (key == "num_classes" and stated is None):
@@ -92,7 +104,12 @@ def check_labels(info: DataInfo, conditional: bool) -> None:
 
 
 def check_wiring(
-    network: Plugin, datamodule, conditional: bool, learned: bool, repa_depth: int | None = None
+    network: Plugin,
+    datamodule,
+    conditional: bool,
+    learned: bool,
+    repa_depth: int | None = None,
+    time_inputs: int = 1,
 ) -> None:
     """The checks between data, network and model that need no data read, run when the config is
     parsed (for every data module that knows its shape up front): the data fits the network and
@@ -102,7 +119,7 @@ def check_wiring(
     if info is None:
         return
     check_labels(info, conditional)
-    kwargs = network_kwargs(network, info, conditional, learned)
+    kwargs = network_kwargs(network, info, conditional, learned, time_inputs)
     try:
         with torch.device("meta"):
             net = network.fn(

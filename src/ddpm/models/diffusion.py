@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -20,7 +20,7 @@ from ddpm.models.stats import standard_error
 from ddpm.ode_likelihood import ode_bits_per_dim
 from ddpm.paths import Path
 from ddpm.random import sample_generators
-from ddpm.samplers import SamplerSpec, draw_samples, network_denoiser
+from ddpm.samplers import Denoiser, SamplerSpec, draw_samples, network_denoiser
 from ddpm.samplers.draw import unconditional
 
 
@@ -33,6 +33,8 @@ class DiffusionModel(GenerativeModel):
     decoded to the images ``data`` describes."""
 
     family = "diffusion model"
+    kind: ClassVar[str] = "diffusion"  # which samplers serve it (SamplerSpec.check_serves)
+    denoiser_cls: ClassVar[type[Denoiser]] = Denoiser
     net: nn.Module
     path: Path
     data: DataInfo
@@ -71,6 +73,10 @@ class DiffusionModel(GenerativeModel):
     def diffusion(self, what: str) -> DiffusionModel:
         return self
 
+    def sampling_net(self) -> nn.Module:
+        """The network as the denoiser calls it, ``net(x, c_noise[, y])``."""
+        return self.net
+
     def variance(self, requested: str | None) -> str:
         """The reverse variance to sample with: the model's own by default (``learned_range``
         for a learned-variance network, else ``fixed_small``), or the one asked for."""
@@ -94,7 +100,7 @@ class DiffusionModel(GenerativeModel):
         options = options or SamplingOptions()
         guide = options.guidance_model
         return network_denoiser(
-            self.net,
+            self.sampling_net(),
             self.path,
             self.prediction,
             conditional=self.conditional,
@@ -105,12 +111,14 @@ class DiffusionModel(GenerativeModel):
             analytic_gamma=self.analytic_gamma,
             channels_last=options.channels_last,
             quantize=options.quantize,
-            guide_net=None if guide is None else guide.net,
+            guide_net=None if guide is None else guide.sampling_net(),
             guide_conditional=guide is not None and guide.conditional,
             guidance_interval=options.guidance_interval,
+            denoiser_cls=self.denoiser_cls,
         )
 
     def check_sampling(self, sampler, options: SamplingOptions, trajectory: bool = False) -> None:
+        sampler.check_serves(self.kind, self.where)
         sampler.check_steps(self.path, options.quantize)
         self.variance(options.variance)
         guide = options.guidance_model
@@ -216,7 +224,7 @@ class DiffusionModel(GenerativeModel):
             raise ConfigError(
                 f"bpd={method} is not a likelihood of a diffusion model; use vlb or ode"
             )
-        denoiser = network_denoiser(self.net, self.path, self.prediction, conditional=self.conditional,
+        denoiser = network_denoiser(self.sampling_net(), self.path, self.prediction, conditional=self.conditional,
                                     learned=self.learned, clip_x0=False)(None)  # fmt: skip
 
         def batch(xb: Tensor, start: int) -> Tensor:

@@ -9,6 +9,21 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import ConfigError, PositiveInt, Probability
+from ddpm.nets.embeddings import TimeEmbedding, time_columns
+
+
+class ExtraTimes(nn.Module):
+    """UNet2DModel's time embedding plus the embedding of the further time inputs (set on the
+    module before each call): how a diffusers UNet takes ``time_inputs`` > 1."""
+
+    def __init__(self, inner: nn.Module, base_dim: int, inputs: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.extra = TimeEmbedding(base_dim, inner.linear_2.out_features, inputs)
+        self.times: Tensor | None = None
+
+    def forward(self, sample: Tensor, *args, **kwargs) -> Tensor:
+        return self.inner(sample, *args, **kwargs) + self.extra(self.times).to(sample.dtype)
 
 
 class DiffusersUNet(nn.Module):
@@ -32,6 +47,7 @@ class DiffusersUNet(nn.Module):
         attention_head_dim: PositiveInt | None = 8,
         norm_num_groups: PositiveInt = 32,
         dropout: Probability = 0.0,
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
         try:
@@ -62,10 +78,18 @@ class DiffusersUNet(nn.Module):
             dropout=dropout,
             num_class_embeds=num_classes + 1 if class_cond and num_classes else None,
         )
+        self.time_inputs = time_inputs
+        if time_inputs > 1:
+            self.unet.time_embedding = ExtraTimes(
+                self.unet.time_embedding, block_out_channels[0], time_inputs - 1
+            )
 
     def forward(self, x: Tensor, k: Tensor, y: Tensor | None = None) -> Tensor:
         labels = None
         if self.num_classes is not None:
             null = torch.full((x.shape[0],), self.num_classes, device=x.device, dtype=torch.long)
             labels = null if y is None else torch.where(y < 0, null, y.long())
-        return self.unet(x, k, class_labels=labels).sample
+        times = time_columns(k, self.time_inputs)
+        if self.time_inputs > 1:
+            self.unet.time_embedding.times = torch.stack(times[1:], 1)
+        return self.unet(x, times[0], class_labels=labels).sample

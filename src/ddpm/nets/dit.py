@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ddpm.checks import PositiveInt, Probability
+from ddpm.nets.embeddings import multi_time_embedding
 
 TIME_FEATURES = 256  # the sinusoidal features the time MLP reads (DiT's frequency_embedding_size)
 
@@ -59,16 +60,18 @@ class Conditioning(nn.Module):
     """``c = MLP(time features(c_noise)) + class embedding(y)``; ``y = -1`` or ``None`` is the
     null class of classifier-free guidance (index ``num_classes``)."""
 
-    def __init__(self, hidden: int, num_classes: int | None) -> None:
+    def __init__(self, hidden: int, num_classes: int | None, time_inputs: int = 1) -> None:
         super().__init__()
+        self.time_inputs = time_inputs
         self.time = nn.Sequential(
-            nn.Linear(TIME_FEATURES, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
+            nn.Linear(TIME_FEATURES * time_inputs, hidden), nn.SiLU(), nn.Linear(hidden, hidden)
         )
         self.num_classes = num_classes
         self.labels = nn.Embedding(num_classes + 1, hidden) if num_classes else None
 
     def forward(self, c_noise: Tensor, y: Tensor | None) -> Tensor:
-        c = self.time(dit_time_features(c_noise).to(self.time[0].weight.dtype))
+        features = multi_time_embedding(c_noise, TIME_FEATURES, self.time_inputs, dit_time_features)
+        c = self.time(features.to(self.time[0].weight.dtype))
         if self.labels is not None:
             null = torch.full((c.shape[0],), self.num_classes, device=c.device, dtype=torch.long)
             y = null if y is None else torch.where(y < 0, null, y.long())
@@ -130,6 +133,7 @@ class DiT(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: Probability = 0.0,
         conditioning: Literal["shared", "per_block"] = "shared",
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
         if image_size % patch_size:
@@ -149,7 +153,9 @@ class DiT(nn.Module):
         self.embed = nn.Conv2d(in_channels, hidden_size, patch_size, stride=patch_size)
         self.register_buffer("pos", sincos_2d(hidden_size, self.grid)[None], persistent=False)
         count = depth if conditioning == "per_block" else 1
-        self.conditioning = nn.ModuleList(Conditioning(hidden_size, classes) for _ in range(count))
+        self.conditioning = nn.ModuleList(
+            Conditioning(hidden_size, classes, time_inputs) for _ in range(count)
+        )
         self.blocks = nn.ModuleList(
             DiTBlock(hidden_size, num_heads, mlp_ratio, dropout) for _ in range(depth)
         )

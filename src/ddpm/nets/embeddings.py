@@ -22,16 +22,43 @@ def timestep_embedding(k: Tensor, dim: int, max_period: float = 10000.0) -> Tens
     return emb
 
 
-class TimeEmbedding(nn.Module):
-    """Sinusoidal features followed by a two-layer MLP (Ho et al.: width 4 * ch, SiLU)."""
+def time_columns(k: Tensor, inputs: int) -> list[Tensor]:
+    """The time inputs of a network's ``c_noise`` as columns: ``(N,)`` for one time, ``(N,
+    inputs)`` for several (MeanFlow's ``(t, t - r)``). The convention every network of ours
+    follows: a network built with ``time_inputs=m`` takes ``c_noise`` of shape ``(N, m)`` and
+    embeds each column with its own sinusoidal features, concatenated before its time MLP."""
+    if inputs == 1:
+        if k.ndim == 2 and k.shape[1] == 1:
+            k = k[:, 0]
+        if k.ndim != 1:
+            raise ValueError(
+                f"c_noise of shape {tuple(k.shape)}; this network takes one time, (N,)"
+            )
+        return [k]
+    if k.ndim != 2 or k.shape[1] != inputs:
+        raise ValueError(
+            f"c_noise of shape {tuple(k.shape)}; this network takes {inputs} times, (N, {inputs})"
+        )
+    return list(k.unbind(1))
 
-    def __init__(self, base_dim: int, dim: int) -> None:
+
+def multi_time_embedding(k: Tensor, dim: int, inputs: int = 1, embed=timestep_embedding) -> Tensor:
+    """``embed`` (sinusoidal features of width ``dim``) of each time input, concatenated:
+    ``(N, dim * inputs)`` (:func:`time_columns`)."""
+    return torch.cat([embed(c, dim) for c in time_columns(k, inputs)], dim=1)
+
+
+class TimeEmbedding(nn.Module):
+    """Sinusoidal features followed by a two-layer MLP (Ho et al.: width 4 * ch, SiLU); with
+    ``inputs`` > 1 the features of each time input are concatenated (:func:`time_columns`)."""
+
+    def __init__(self, base_dim: int, dim: int, inputs: int = 1) -> None:
         super().__init__()
-        self.base_dim = base_dim
-        self.mlp = nn.Sequential(nn.Linear(base_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.base_dim, self.inputs = base_dim, inputs
+        self.mlp = nn.Sequential(nn.Linear(base_dim * inputs, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, k: Tensor) -> Tensor:
-        return self.mlp(timestep_embedding(k, self.base_dim))
+        return self.mlp(multi_time_embedding(k, self.base_dim, self.inputs))
 
 
 class ClassEmbedding(nn.Module):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ddpm.checks import PositiveInt
-from ddpm.nets.embeddings import timestep_embedding
+from ddpm.nets.embeddings import multi_time_embedding
 
 
 class HomeworkBlock(nn.Module):
@@ -51,6 +51,7 @@ class HomeworkUNet(nn.Module):
         image_size: PositiveInt = 64,
         channels: Sequence[PositiveInt] = (64, 128, 256, 512, 1024),
         time_dim: PositiveInt = 32,
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
         if image_size % 2 ** (len(channels) - 1):
@@ -58,8 +59,8 @@ class HomeworkUNet(nn.Module):
                 f"image_size {image_size} is not divisible by 2^{len(channels) - 1}, the "
                 f"downsampling of channels={list(channels)}; use fewer levels or another size"
             )
-        self.time_dim = time_dim
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.ReLU())
+        self.time_dim, self.time_inputs = time_dim, time_inputs
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim * time_inputs, time_dim), nn.ReLU())
         self.conv0 = nn.Conv2d(in_channels, channels[0], 3, padding=1)
         self.downs = nn.ModuleList(
             HomeworkBlock(channels[i], channels[i + 1], time_dim) for i in range(len(channels) - 1)
@@ -71,7 +72,7 @@ class HomeworkUNet(nn.Module):
         self.output = nn.Conv2d(channels[0], in_channels, 1)
 
     def forward(self, x: Tensor, k: Tensor) -> Tensor:
-        t = self.time_mlp(timestep_embedding(k, self.time_dim))
+        t = self.time_mlp(multi_time_embedding(k, self.time_dim, self.time_inputs))
         x = self.conv0(x)
         skips = []
         for down in self.downs:

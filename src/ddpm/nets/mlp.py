@@ -21,9 +21,10 @@ class MLP(nn.Module):
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
-        self.time_embed = TimeEmbedding(time_dim, hidden)
+        self.time_embed = TimeEmbedding(time_dim, hidden, time_inputs)
         self.class_embed = class_embedding(num_classes, class_cond, hidden)
         self.inp = nn.Linear(dim, hidden)
         self.layers = nn.ModuleList(

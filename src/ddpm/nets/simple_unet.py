@@ -40,6 +40,7 @@ class SimpleUNet(nn.Module):
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
         if image_size % 2 ** (len(channels) - 1):
@@ -48,7 +49,7 @@ class SimpleUNet(nn.Module):
                 f"of channels={list(channels)}; use fewer levels or another image size"
             )
         out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
-        self.time_embed = TimeEmbedding(time_dim, time_dim)
+        self.time_embed = TimeEmbedding(time_dim, time_dim, time_inputs)
         self.class_embed = class_embedding(num_classes, class_cond, time_dim)
         self.down = nn.ModuleList()
         cur = in_channels

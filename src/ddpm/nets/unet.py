@@ -105,6 +105,7 @@ class UNet(nn.Module):
         num_classes: int | None = None,
         class_cond: bool = False,
         learn_sigma: bool = False,
+        time_inputs: PositiveInt = 1,
     ) -> None:
         super().__init__()
         levels = len(ch_mult)
@@ -115,7 +116,7 @@ class UNet(nn.Module):
             )
         out_channels = (out_channels or in_channels) * (2 if learn_sigma else 1)
         emb_dim = 4 * ch
-        self.time_embed = TimeEmbedding(ch, emb_dim)
+        self.time_embed = TimeEmbedding(ch, emb_dim, time_inputs)
         self.class_embed = class_embedding(num_classes, class_cond, emb_dim)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
 

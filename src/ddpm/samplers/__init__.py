@@ -27,7 +27,15 @@ heun           Heun in sigma space, optional churn (leading;         Karras et a
 dpm_solver_sde stochastic DPM-Solver++(2M) SDE, eta from ODE to SDE  Lu et al. 2022b (SDE
                (eta 0.5; logsnr; steps)                              variant)
 ode            probability-flow ODE, adaptive Dormand-Prince 5(4)    Song et al. 2021
+consistency    one call, then one per revisited level (trailing;     Song et al. 2023, Alg. 1
+               steps); for consistency models
+meanflow       average-velocity steps (trailing; steps); for         Geng et al. 2025 (MeanFlow)
+               MeanFlow models
 ============== ===================================================== ========================
+
+A sampler function may state the model kinds it samples (``fn.models``; ODE and SDE solvers
+serve diffusion and MeanFlow models) and check its options against ``steps``
+(``fn.check_options``).
 
 Defaults are those of the lowest FID on trained checkpoints of every path at 5-20 calls
 (``benchmarks/trained_samplers.py``), the exact-denoiser accuracy of ``benchmarks/samplers.py``

@@ -34,6 +34,7 @@ def network_denoiser(
     guide_net: nn.Module | None = None,
     guide_conditional: bool = False,
     guidance_interval: tuple[float, float] | None = None,
+    denoiser_cls: type[Denoiser] = Denoiser,
 ) -> DenoiserFactory:
     """``labels -> Denoiser`` for a network of the seam ``net(x, c_noise)`` (unconditional) or
     ``net(x, c_noise, y)`` (``conditional``; ``y = -1`` is the null label) trained on ``path``.
@@ -41,7 +42,8 @@ def network_denoiser(
     (classifier-free guidance); with ``guide_net`` (a weaker network of the same path and
     prediction, given the labels when ``guide_conditional``) that network's prediction instead,
     labels or not (autoguidance); ``guidance_interval`` limits either to those noise levels
-    (:class:`~ddpm.samplers.denoiser.Guidance`). ``variance`` defaults to the network's own: ``learned_range``
+    (:class:`~ddpm.samplers.denoiser.Guidance`); ``denoiser_cls`` is the :class:`Denoiser` (a
+    model family's own, e.g. MeanFlow's). ``variance`` defaults to the network's own: ``learned_range``
     when it is ``learned``, else ``fixed_small``.
 
     ``channels_last`` hands the network its images in channels-last memory format (the same
@@ -69,7 +71,7 @@ def network_denoiser(
         guidance = None
         if away is not None and guidance_scale != 1:
             guidance = Guidance(guidance_scale, away, guidance_interval)
-        return Denoiser(
+        return denoiser_cls(
             net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, learned,
             quantize,
         )  # fmt: skip

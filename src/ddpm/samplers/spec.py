@@ -25,6 +25,7 @@ from ddpm.samplers.trajectory import Trajectory
 from ddpm.targets import check_call, locate
 
 SAMPLER_ARGS = ("denoiser", "x_T", "sigmas", "generator", "callback")
+DENOISER_MODELS = ("diffusion", "meanflow")  # what a sampler without a ``models`` attribute serves
 StepCallback = Callable[[int, float, Tensor, Tensor], None]
 
 
@@ -87,6 +88,8 @@ class SamplerSpec:
         check_value(spacing, Spacing, f"{key}.spacing")
         options = dict(options or {})
         check_call(fn, options, key, provided=SAMPLER_ARGS)
+        if (check := getattr(fn, "check_options", None)) is not None:
+            check(steps, options, key)
         return cls(fn, steps, spacing, options, name or fn.__name__, adaptive)
 
     @classmethod
@@ -123,6 +126,25 @@ class SamplerSpec:
             name=self.name,
             adaptive=self.adaptive,
             key=key,
+        )
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The kinds of model the sampler samples (a function's ``models`` attribute): ODE and SDE
+        solvers take a denoiser, which diffusion and MeanFlow models give."""
+        return tuple(getattr(self.fn, "models", DENOISER_MODELS))
+
+    def check_serves(self, kind: str, what: str) -> None:
+        """Refuse a sampler that cannot sample a model of ``kind`` (``what`` names the model)."""
+        if kind in self.models:
+            return
+        other = {"consistency": "consistency", "diffusion": "dpm_solver_sde"}.get(kind, "ddim")
+        doing = {
+            "meanflow": "takes average-velocity steps of a MeanFlow model (model=meanflow)",
+            "consistency": "revisits noise levels with a consistency function",
+        }.get(self.models[0], "integrates a diffusion model's ODE or SDE")
+        raise ConfigError(
+            f"sampler={self.name} {doing}; {what} is a {kind} model: sample it with sampler={other}"
         )
 
     def check_steps(self, path: Path, quantize: bool = True, key: str = "sampler") -> None:
@@ -177,8 +199,11 @@ def builtin_sampler(name: str) -> SamplerSpec:
     return replace(spec, name=name)
 
 
-def builtin_sampler_names() -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / "sampler").glob("*.yaml"))
+def builtin_sampler_names(serving: str | None = None) -> list[str]:
+    """The samplers of ``conf/sampler/`` (those that sample a model of kind ``serving``:
+    diffusion, consistency or meanflow)."""
+    names = sorted(p.stem for p in (conf_dir() / "sampler").glob("*.yaml"))
+    return [n for n in names if serving is None or serving in builtin_sampler(n).models]
 
 
 __all__ = ["SAMPLER_ARGS", "SPACINGS", "SamplerSpec", "builtin_sampler", "builtin_sampler_names"]

@@ -17,6 +17,7 @@ from ddpm.latents.data import LatentDataModule
 from ddpm.repa import build_encoder
 from ddpm.training.callbacks import EMASnapshots
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
+from ddpm.training.init import start_from
 from ddpm.training.loggers import resume_options
 
 RESOLVE_EXAMPLES = 10_000  # training examples a path measures its data options on
@@ -72,7 +73,9 @@ def build_path(cfg: TrainConfig, datamodule) -> tuple[object | None, dict]:
 
 def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
     info = datamodule.info
-    kwargs = network_kwargs(cfg.network, info, cfg.conditional, cfg.learned_variance)
+    kwargs = network_kwargs(
+        cfg.network, info, cfg.conditional, cfg.learned_variance, cfg.time_inputs
+    )
     net = cfg.network.fn(**kwargs)
     encoder = build_repa_encoder(cfg, datamodule, info)  # before any encoding: it may refuse
     latent = None
@@ -93,7 +96,11 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
         "decoder": "discretized" if info.is_image and latent is None else "gaussian",
         "run_config": config,
     }
-    return cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
+    module = cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
+    key = getattr(module, "start_key", None)
+    if key is not None and (where := cfg.model.kwargs.get(key)):
+        start_from(module, where, f"model.{key}")  # a resume then loads its own state over it
+    return module
 
 
 def build_repa_encoder(cfg: TrainConfig, datamodule, info: DataInfo):

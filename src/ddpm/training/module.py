@@ -173,9 +173,9 @@ class DiffusionModule(AveragedModule):
         recipe = ModelRecipe.from_run_config(config, "run_config")
         return recipe.build_latent("the run"), recipe.latent_shape
 
-    def model(self, use_ema: bool = True) -> DiffusionModel:
+    def model(self, use_ema: bool = True) -> DiffusionModel:  # its model family's
         """The EMA (or raw) network as a model that samples and scores itself."""
-        return DiffusionModel(
+        return self.model_family(
             self.ema if use_ema else self.net,
             self.path,
             self.data,

@@ -1,0 +1,101 @@
+"""Consistency models (Song et al. 2023, "Consistency models"; Geng et al. 2025, "Consistency
+models made easy", ECT): a function ``f(x, sigma)`` that maps any point of a probability-flow
+trajectory to its origin, on the EDM path.
+
+The parametrisation (Song et al. App. C) keeps EDM's ``c_in`` and ``c_noise`` and shifts the skip
+and output scalings so that ``f(x, sigma_min) = x`` holds exactly, by construction:
+
+    c_skip(sigma) = sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)
+    c_out(sigma)  = (sigma - sigma_min) sigma_data / sqrt(sigma^2 + sigma_data^2)
+
+(``c_skip = 1``, ``c_out = 0`` at ``sigma_min``). With ``sigma_min -> 0`` these are EDM's own
+(Karras et al. Table 1), so a trained EDM network is a consistency function's starting point as
+it is: ECT's tuning starts there.
+
+ECT's training pairs (sec. 3): ``t`` from the path's log-normal, and ``r < t`` from the mapping
+``r = t (1 - n(t) q^-s)``, ``n(t) = 1 + k sigmoid(-b t)``, where the stage ``s`` grows during
+training so ``t - r`` shrinks by ``q`` per stage; at stage 0 ``r`` is clipped to ``sigma_min``,
+where ``f`` is the identity: the loss is then the diffusion (denoising) loss, and tuning moves
+continuously from diffusion to consistency. The loss compares ``f(x_0 + t eps, t)`` with the
+stopped-gradient ``f(x_0 + r eps, r)`` on the same noise draw, weighted by ``1 / (t - r)``,
+through the pseudo-Huber metric ``sqrt(d^2 + c^2) - c`` (``c = 0``: the L2 distance, whose
+gradient is the squared loss's with the adaptive weight ``1 / ||d||``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ddpm.checks import ConfigError
+from ddpm.paths.edm import EDMPath
+
+
+def consistency_c_skip(sigma: Tensor, sigma_min: float, sigma_data: float) -> Tensor:
+    """``sigma_data^2 / ((sigma - sigma_min)^2 + sigma_data^2)``: 1 at ``sigma_min``."""
+    return sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+
+
+def consistency_c_out(sigma: Tensor, sigma_min: float, sigma_data: float) -> Tensor:
+    """``(sigma - sigma_min) sigma_data / sqrt(sigma^2 + sigma_data^2)``: 0 at ``sigma_min``."""
+    return (sigma - sigma_min) * sigma_data / (sigma**2 + sigma_data**2).sqrt()
+
+
+class ConsistencyPath(EDMPath):
+    """The EDM path whose denoiser is a consistency function: ``x0(out, x, sigma) = c_skip x +
+    c_out F`` with the boundary-condition scalings above. Built from a run's EDM path
+    (:meth:`of`); everything else (training levels, ``c_in``, ``c_noise``, the sampling range)
+    is EDM's."""
+
+    kind: ClassVar[str] = "consistency"
+
+    @classmethod
+    def of(cls, path: EDMPath) -> ConsistencyPath:
+        """``path`` with the consistency parametrisation (``precond: edm`` only: the vp and ve
+        columns of Table 1 have no ``sigma_data`` to shift)."""
+        if isinstance(path, cls):
+            return path
+        if not isinstance(path, EDMPath) or path.precond != "edm":
+            name = getattr(path, "name", type(path).__name__)
+            detail = f" precond={path.precond}" if isinstance(path, EDMPath) else ""
+            raise ConfigError(
+                f"a consistency model is an EDM model (path=edm, path.precond=edm); this run is "
+                f"on path={name}{detail}"
+            )
+        out = cls.__new__(cls)
+        out.__dict__.update(vars(path))
+        return out
+
+    def c_skip(self, t: Tensor) -> Tensor:
+        return consistency_c_skip(t, self.t_min, self.sd)
+
+    def c_out(self, t: Tensor) -> Tensor:
+        return consistency_c_out(t, self.t_min, self.sd)
+
+
+def ect_stage(step: int, max_steps: int, stages: int) -> int:
+    """The stage of ECT's schedule at optimizer step ``step`` of ``max_steps``: ``stages`` equal
+    parts of the run, counted from 0."""
+    if max_steps <= 0:
+        return stages - 1
+    return min(stages - 1, step * stages // max_steps)
+
+
+def ect_r(
+    t: Tensor, stage: int, sigma_min: float, q: float = 2.0, k: float = 8.0, b: float = 1.0
+) -> Tensor:
+    """ECT's mapping from ``t`` to ``r`` (sec. 3): ``r = t (1 - n(t) q^-stage)`` with ``n(t) = 1 +
+    k sigmoid(-b t)``, clipped below at ``sigma_min`` (where ``f`` is the identity)."""
+    n = 1.0 + k * torch.sigmoid(-b * t)
+    return (t * (1.0 - n * q ** (-float(stage)))).clamp(min=sigma_min)
+
+
+def ect_loss(f_t: Tensor, f_r: Tensor, t: Tensor, r: Tensor, c: float = 0.0) -> Tensor:
+    """Per example: ``(sqrt(||f_t - f_r||^2 + c^2) - c) / (t - r)`` (ECT's weighting ``1 / (t -
+    r)`` and the pseudo-Huber metric of Song & Dhariwal 2024; ``f_r`` is the stopped-gradient
+    target). The distance is over all dimensions."""
+    d2 = (f_t - f_r.detach()).flatten(1).pow(2).sum(1)
+    metric = (d2 + c * c).clamp_min(1e-20).sqrt() - c
+    return metric / (t - r).to(metric)
