@@ -60,6 +60,10 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
     assert m["nfe"] == 2
     with pytest.raises(ConfigError, match="is a consistency model: sample it with sampler=consi"):
         sample(compose("sample", f"ckpt={ckpt}", "sampler=dpm_solver", run_dir=tmp_path / "x"))
+    from ddpm.export import export_diffusers
+
+    with pytest.raises(ConfigError, match="is a consistency model, which no diffusers scheduler"):
+        export_diffusers(ckpt, tmp_path / "export")
 
 
 def test_ect_refuses_a_checkpoint_of_another_path_a_vae_or_another_network(edm_ckpt, tmp_path):

@@ -88,6 +88,10 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
         ) from None
     loaded: LoadedModel = load_model(ckpt, use_ema)
     model = loaded.model.diffusion("--format diffusers")
+    if model.kind != "diffusion":  # a consistency function or a two-time network
+        raise ConfigError(
+            f"{ckpt} is a {model.family}, which no diffusers scheduler samples; {AS_SAFETENSORS}"
+        )
     if isinstance(model.net, DiT):
         return export_dit(loaded, model, Path(out_dir))
     if not isinstance(model.net, UNet):

@@ -21,6 +21,14 @@ from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
 
 
+def dropped_labels(y: Tensor, drop_prob: float, generator: torch.Generator | None) -> Tensor:
+    """The labels a conditional network trains on: each replaced by the null label ``-1`` with
+    probability ``drop_prob``, so the same network is also the unconditional model
+    (classifier-free guidance, Ho & Salimans 2022)."""
+    drop = torch.rand(y.shape[0], generator=generator, device=y.device) < drop_prob
+    return torch.where(drop, torch.full_like(y, -1), y)
+
+
 class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.

@@ -98,8 +98,8 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
     }
     module = cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
     key = getattr(module, "start_key", None)
-    if key is not None and (where := cfg.model.kwargs.get(key)):
-        start_from(module, where, f"model.{key}")  # a resume then loads its own state over it
+    if key is not None and (where := cfg.model.kwargs.get(key)) and cfg.ckpt_path is None:
+        start_from(module, where, f"model.{key}")  # (a resume restores its own state)
     return module
 
 

@@ -20,6 +20,7 @@ from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, R
 from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
 from ddpm.models import ConsistencyModel
 from ddpm.random import step_generator
+from ddpm.training.base import dropped_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -85,10 +86,7 @@ class ConsistencyModule(DiffusionModule):
         t = path.sample_times(n, g, self.device).clamp(2 * path.t_min, path.t_max)
         r = ect_r(t, self.stage, path.t_min, h.q, h.k, h.b)
         noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
-        labels = None
-        if h.conditional:
-            drop = torch.rand(n, generator=g, device=self.device) < h.cond_drop_prob
-            labels = torch.where(drop, torch.full_like(y, -1), y)
+        labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
         shape = (-1, *[1] * (x0.ndim - 1))
         f_t = self.consistency_fn(self.net, x0 + t.view(shape).to(x0) * noise, t, labels)
         with torch.no_grad():

@@ -21,6 +21,7 @@ from ddpm.fewstep.distill import student_levels, truncated_snr_weight, two_step_
 from ddpm.likelihood import mean_flat
 from ddpm.random import step_generator
 from ddpm.samplers import Denoiser
+from ddpm.training.base import dropped_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -104,10 +105,7 @@ class ProgressiveDistillModule(DiffusionModule):
         i = i.cpu()
         s, mid, s_next = levels[i], levels[i + 1], levels[i + 2]
         noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
-        labels = None
-        if h.conditional:
-            drop = torch.rand(n, generator=g, device=self.device) < h.cond_drop_prob
-            labels = torch.where(drop, torch.full_like(y, -1), y)
+        labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
         x = x0 + s.to(x0).view(-1, *[1] * (x0.ndim - 1)) * noise
         with torch.no_grad():
             teacher = self.denoiser(self.teacher, labels)

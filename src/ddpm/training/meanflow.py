@@ -21,6 +21,7 @@ from ddpm.fewstep.meanflow import adaptive_loss, meanflow_target, sample_r_t
 from ddpm.models import MeanFlowModel
 from ddpm.models.meanflow import InstantVelocity
 from ddpm.random import step_generator
+from ddpm.training.base import dropped_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -64,10 +65,7 @@ class MeanFlowModule(DiffusionModule):
         shape = (-1, *[1] * (x0.ndim - 1))
         z = (1 - t).view(shape) * x0 + t.view(shape) * noise
         v = noise - x0
-        labels = None
-        if h.conditional:
-            drop = torch.rand(n, generator=g, device=self.device) < h.cond_drop_prob
-            labels = torch.where(drop, torch.full_like(y, -1), y)
+        labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
 
         def u_fn(z: Tensor, r: Tensor, t: Tensor) -> Tensor:
             c_t, c_r = self.path.c_noise(t), self.path.c_noise(r)

@@ -23,7 +23,7 @@ from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, fork_init, res
 from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
-from ddpm.training.base import AveragedModule
+from ddpm.training.base import AveragedModule, dropped_labels
 
 LRDecay = Literal["none", "cosine"]
 EMADecay = Annotated[float, Range(0, 1, hi_open=True)]
@@ -220,10 +220,7 @@ class DiffusionModule(AveragedModule):
         if self.hparams.channels_last and x_in.ndim == 4:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
         if self.hparams.conditional:
-            drop = (
-                torch.rand(n, generator=generator, device=self.device) < self.hparams.cond_drop_prob
-            )
-            out = net(x_in, c_noise, torch.where(drop, torch.full_like(y, -1), y))
+            out = net(x_in, c_noise, dropped_labels(y, self.hparams.cond_drop_prob, generator))
         else:
             out = net(x_in, c_noise)
         terms = self.path.losses(
