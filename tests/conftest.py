@@ -223,7 +223,7 @@ def companions(group: str, option: str) -> list[str]:
     if (group, option) in (("model", "meanflow"), ("sampler", "meanflow")):
         return ["path=flow", "model=meanflow", "sampler=meanflow"]
     if (group, option) == ("model", "progressive_distill"):
-        return ["path=edm"]  # and a teacher: test_every_group_option_composes_parses_and_builds
+        return ["path=edm", "path.sigma_data=auto"]  # the teacher fixture's (digits_edm)
     return []
 
 

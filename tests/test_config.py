@@ -35,7 +35,8 @@ def _check_built(cfg_dict: dict) -> None:
         if path.discrete:
             assert path.num_timesteps == cfg_dict["schedule"]["num_timesteps"]
         t = path.time_at(torch.tensor([path.sigma_min, path.sigma_max], dtype=torch.float64))
-        out = module.net(*path.network_input(torch.zeros(shape), t))
+        net = module.model(use_ema=False).sampling_net()  # as the samplers call it
+        out = net(*path.network_input(torch.zeros(shape), t))
         expect = (2, info.shape[0] * (2 if cfg.learned_variance else 1), *info.shape[1:])
         assert tuple(out.shape) == expect
     else:  # the VAE baseline

@@ -31,15 +31,15 @@ def _weights(run, name="last.ckpt"):
 
 
 def _resumes_exactly(tmp_path, *overrides):
-    """Eight steps straight, and four then a resume from the step-4 checkpoint (what a kill
-    leaves) to eight: the same weights, EMA and (for distillation) teacher."""
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    """Eight steps straight; then a run resumed from the straight run's step-4 checkpoint (what
+    a kill after step 4 leaves behind) to step eight: the same weights, EMA and (for
+    distillation) teacher, to the bit."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     common = ("callbacks.checkpoint.every_n_train_steps=4", "trainer.val_check_interval=4")
     train_in_process(straight, *overrides, *common, steps=8)
-    train_in_process(stopped, *overrides, *common, steps=4)
-    resume = f"ckpt_path={stopped / 'checkpoints' / 'step_0000004.ckpt'}"
-    train_in_process(stopped, *overrides, *common, resume, steps=8)
-    a, b = _weights(straight), _weights(stopped)
+    resume = f"ckpt_path={straight / 'checkpoints' / 'step_0000004.ckpt'}"
+    train_in_process(resumed, *overrides, *common, resume, steps=8)
+    a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

@@ -124,17 +124,20 @@ class AveragedModule(L.LightningModule):
         return [self.ema, *self.ema_profiles]
 
     def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimizer's step, then the averages' update: part of the step itself, so a
+        checkpoint written after it (a periodic one too) holds the step's averages and a resume
+        from it continues them exactly."""
         super().optimizer_step(*args, **kwargs)
-        if self.ema_gammas:  # EDM2 eq. 5, t = optimizer steps so far: part of the step itself,
-            self._ema_updates += 1  # so a checkpoint written after it holds the step's averages
+        if self.ema_gammas:  # EDM2 eq. 5, t = optimizer steps so far
+            self._ema_updates += 1
             for average, gamma in zip(self.averages(), self.ema_gammas):
                 ema_update(average, self.net, power_ema_beta(self._ema_updates, gamma))
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        if not self.ema_gammas and self.global_step % self.hparams.ema_every == 0:
+        elif (self.global_step + 1) % self.hparams.ema_every == 0:  # the step about to count
             decay = ema_decay_at(self._ema_updates, self.hparams.ema_decay, self.hparams.ema_warmup)
             ema_update(self.ema, self.net, decay)
             self._ema_updates += 1
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.logs_this_step():
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 

@@ -31,7 +31,9 @@ class ProgressiveDistillModule(DiffusionModule):
     * ``teacher``: a diffusion checkpoint of ours on a continuous path (same network and data);
       its EMA weights start the student and the first teacher.
     * ``steps`` (64): the first teacher's DDIM steps; ``rounds`` (6): halvings, so the last
-      student takes ``steps / 2^rounds``; ``round_steps``: training steps per round.
+      student takes ``steps / 2^rounds``; ``round_steps``: training steps per round (a run
+      longer than ``rounds * round_steps`` keeps training the last student; a checkpoint states
+      its ``student_steps``).
     """
 
     start_key = "teacher"
@@ -42,7 +44,7 @@ class ProgressiveDistillModule(DiffusionModule):
         teacher: str | None = None,
         steps: PositiveInt = 64,
         rounds: PositiveInt = 6,
-        round_steps: PositiveInt = 500,
+        round_steps: PositiveInt = 300,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -69,13 +71,6 @@ class ProgressiveDistillModule(DiffusionModule):
                 f"model.steps={steps} cannot be halved model.rounds={rounds} times (round {odd} "
                 f"would halve an odd {steps // 2**odd} steps); use a multiple of {2**rounds}, "
                 f"e.g. model.steps={2**rounds * max(1, round(steps / 2**rounds))}"
-            )
-        max_steps, round_steps = options.get("max_steps", -1), options.get("round_steps", 500)
-        if isinstance(max_steps, int) and 0 < max_steps < rounds * round_steps:
-            raise ConfigError(
-                f"trainer.max_steps={max_steps} ends before the last round: "
-                f"model.rounds={rounds} x model.round_steps={round_steps} = "
-                f"{rounds * round_steps} steps"
             )
 
     def start_from(self, state: dict) -> None:
