@@ -48,11 +48,13 @@ def test_a_consistency_model_needs_edm_preconditioning():
         ConsistencyPath.of(FlowPath())
 
 
-def test_ect_pairs_shrink_by_q_per_stage_and_start_as_the_denoising_loss():
+def test_ect_pairs_shrink_by_q_per_stage_and_clip_at_sigma_min():
     t = torch.logspace(-2, 1.5, 200, dtype=torch.float64)
-    r0 = ect_r(t, 0, 0.002)
-    assert torch.equal(r0, torch.full_like(t, 0.002))  # stage 0: r = sigma_min, f(x_r) = x_r
-    for stage in range(1, 8):
+    r0 = ect_r(t, 0, 0.002)  # stage 0: r = t (1 - n(t) / 2), n(t) = 1 + 8 sigmoid(-t)
+    n = 1 + 8 * torch.sigmoid(-t)
+    torch.testing.assert_close(r0, (t * (1 - n / 2)).clamp(min=0.002))
+    assert bool((r0[t < 0.5] == 0.002).all()) and bool((r0 > t / 3)[t > 10].all())
+    for stage in range(0, 8):
         r = ect_r(t, stage, 0.002)
         assert bool((r < t).all() and (r >= 0.002).all())
         free = r > 0.002  # unclipped (then so is the next stage's): t - r halves exactly

@@ -13,10 +13,10 @@ and output scalings so that ``f(x, sigma_min) = x`` holds exactly, by constructi
 it is: ECT's tuning starts there.
 
 ECT's training pairs (sec. 3): ``t`` from the path's log-normal, and ``r < t`` from the mapping
-``r = t (1 - n(t) q^-s)``, ``n(t) = 1 + k sigmoid(-b t)``, where the stage ``s`` grows during
-training so ``t - r`` shrinks by ``q`` per stage; at stage 0 ``r`` is clipped to ``sigma_min``,
-where ``f`` is the identity: the loss is then the diffusion (denoising) loss, and tuning moves
-continuously from diffusion to consistency. The loss compares ``f(x_0 + t eps, t)`` with the
+``r = t (1 - n(t) q^-(s + 1))``, ``n(t) = 1 + k sigmoid(-b t)``, where the stage ``s = 0, 1, ...``
+grows during training so ``t - r`` shrinks by ``q`` per stage; where the mapping falls below
+``sigma_min`` (small ``t``, early stages) ``r`` is clipped there, where ``f`` is the identity and
+the loss is the diffusion (denoising) loss. The loss compares ``f(x_0 + t eps, t)`` with the
 stopped-gradient ``f(x_0 + r eps, r)`` on the same noise draw, weighted by ``1 / (t - r)``,
 through the pseudo-Huber metric ``sqrt(d^2 + c^2) - c`` (``c = 0``: the L2 distance, whose
 gradient is the squared loss's with the adaptive weight ``1 / ||d||``).
@@ -86,10 +86,11 @@ def ect_stage(step: int, max_steps: int, stages: int) -> int:
 def ect_r(
     t: Tensor, stage: int, sigma_min: float, q: float = 2.0, k: float = 8.0, b: float = 1.0
 ) -> Tensor:
-    """ECT's mapping from ``t`` to ``r`` (sec. 3): ``r = t (1 - n(t) q^-stage)`` with ``n(t) = 1 +
-    k sigmoid(-b t)``, clipped below at ``sigma_min`` (where ``f`` is the identity)."""
+    """ECT's mapping from ``t`` to ``r`` (sec. 3): ``r = t (1 - n(t) q^-(stage + 1))`` with
+    ``n(t) = 1 + k sigmoid(-b t)`` and the stage counted from 0, clipped below at ``sigma_min``
+    (where ``f`` is the identity)."""
     n = 1.0 + k * torch.sigmoid(-b * t)
-    return (t * (1.0 - n * q ** (-float(stage)))).clamp(min=sigma_min)
+    return (t * (1.0 - n * q ** (-float(stage + 1)))).clamp(min=sigma_min)
 
 
 def ect_loss(f_t: Tensor, f_r: Tensor, t: Tensor, r: Tensor, c: float = 0.0) -> Tensor:

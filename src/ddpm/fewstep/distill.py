@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ddpm.paths.base import Path
-from ddpm.paths.spacing import unit_spacing
+from ddpm.paths.base import Path, broadcast
+from ddpm.paths.spacing import spaced_levels
 
 Denoise = Callable[[Tensor, Tensor], Tensor]  # x0 estimate of (x on the x/alpha scale, levels)
 
@@ -32,14 +32,12 @@ def student_levels(path: Path, steps: int) -> Tensor:
     fractions ``i / steps`` of the path's time range (``trailing`` spacing), then 0, so the
     levels of ``steps`` are every other level of ``2 * steps`` (``sampler=ddim
     sampler.spacing=trailing sampler.steps=N`` samples it)."""
-    levels = path.noise_level(path.time_grid(unit_spacing(steps, "trailing"))).double()
-    return torch.cat([levels, torch.zeros(1, dtype=torch.float64)])
+    return torch.cat([spaced_levels(path, steps, "trailing"), torch.zeros(1, dtype=torch.float64)])
 
 
 def ddim_step(x: Tensor, x0: Tensor, s: Tensor, s_next: Tensor) -> Tensor:
     """Deterministic DDIM from level ``s`` to ``s_next`` (per row) on the ``x / alpha`` scale."""
-    ratio = (s_next / s).to(x).reshape(-1, *[1] * (x.ndim - 1))
-    return x0 + ratio * (x - x0)
+    return x0 + broadcast(s_next / s, x) * (x - x0)
 
 
 def two_step_target(teacher: Denoise, x: Tensor, s: Tensor, mid: Tensor, s_next: Tensor) -> Tensor:
@@ -47,7 +45,7 @@ def two_step_target(teacher: Denoise, x: Tensor, s: Tensor, mid: Tensor, s_next:
     through ``mid``, solved for the single step's ``x_0``."""
     x_mid = ddim_step(x, teacher(x, s), s, mid)
     x_next = ddim_step(x_mid, teacher(x_mid, mid), mid, s_next)
-    ratio = (s_next / s).to(x).reshape(-1, *[1] * (x.ndim - 1))
+    ratio = broadcast(s_next / s, x)
     return (x_next - ratio * x) / (1 - ratio)
 
 

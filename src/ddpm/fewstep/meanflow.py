@@ -33,6 +33,14 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 AverageVelocity = Callable[[Tensor, Tensor, Tensor], Tensor]  # u(z, r, t)
 
 
+def two_times(path, t: Tensor, r: Tensor) -> Tensor:
+    """The network's ``c_noise`` for the pair ``(r, t)``: ``(c_noise(t), c_noise(t) -
+    c_noise(r))``, shape ``(N, 2)`` (the paper's ``(t, t - r)`` conditioning; ``r = t`` gives a
+    zero second column)."""
+    c_t, c_r = path.c_noise(t), path.c_noise(r)
+    return torch.stack([c_t, c_t - c_r], 1)
+
+
 def sample_r_t(
     n: int,
     generator: torch.Generator | None,

@@ -5,10 +5,10 @@ equal steps in ``t``)."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ddpm.checks import ConfigError
+from ddpm.fewstep.meanflow import two_times
 from ddpm.paths import as_levels, broadcast
 from ddpm.random import Generator
 from ddpm.samplers.denoiser import Denoiser
@@ -28,8 +28,7 @@ class MeanFlowDenoiser(Denoiser):
         level, level_next = as_levels(sigma, n), as_levels(sigma_next, n)
         t, r = self.path.time_at(level), self.path.time_at(level_next)
         x_t = x * broadcast(self.path.alpha(t), x)
-        c_t, c_r = self.path.c_noise(t), self.path.c_noise(r)
-        out = self.output(x_t, torch.stack([c_t, c_t - c_r], 1).to(x.device), level)
+        out = self.output(x_t, two_times(self.path, t, r).to(x.device), level)
         x_r = x_t - broadcast(t - r, x_t) * out
         x_next = x_r / broadcast(self.path.alpha(r), x_r)
         return x_next.clamp(-1.0, 1.0) if self.clip_x0 and bool((level_next == 0).all()) else x_next

@@ -138,7 +138,7 @@ class SamplerSpec:
         """Refuse a sampler that cannot sample a model of ``kind`` (``what`` names the model)."""
         if kind in self.models:
             return
-        other = {"consistency": "consistency", "diffusion": "dpm_solver_sde"}.get(kind, "ddim")
+        other = {"consistency": "consistency", "meanflow": "meanflow"}.get(kind, "dpm_solver_sde")
         doing = {
             "meanflow": "takes average-velocity steps of a MeanFlow model (model=meanflow)",
             "consistency": "revisits noise levels with a consistency function",

@@ -119,6 +119,11 @@ class AveragedModule(L.LightningModule):
         if self.logs_this_step():
             self.log("train/grad_norm", total)
 
+    def start_from(self, state: Mapping[str, Tensor]) -> None:
+        """Another run's weights as the network and every average (``model.init``)."""
+        for module in (self.net, *self.averages()):
+            module.load_state_dict(state)
+
     def averages(self) -> list[nn.Module]:
         """The EMA networks: ``self.ema``, then the other post-hoc profiles."""
         return [self.ema, *self.ema_profiles]

@@ -19,6 +19,7 @@ from torch import Tensor
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Range
 from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
 from ddpm.models import ConsistencyModel
+from ddpm.paths import broadcast
 from ddpm.random import step_generator
 from ddpm.training.base import dropped_labels
 from ddpm.training.module import DiffusionModule
@@ -62,13 +63,6 @@ class ConsistencyModule(DiffusionModule):
                 f"(model.prediction=auto)"
             )
 
-    def start_from(self, state: dict) -> None:
-        """The EDM model's EMA weights as the network and its average."""
-        self.net.load_state_dict(state)
-        self.ema.load_state_dict(state)
-        for profile in self.ema_profiles:
-            profile.load_state_dict(state)
-
     @property
     def stage(self) -> int:
         return ect_stage(self.global_step, self.hparams.max_steps, self.hparams.stages)
@@ -87,10 +81,11 @@ class ConsistencyModule(DiffusionModule):
         r = ect_r(t, self.stage, path.t_min, h.q, h.k, h.b)
         noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
         labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
-        shape = (-1, *[1] * (x0.ndim - 1))
-        f_t = self.consistency_fn(self.net, x0 + t.view(shape).to(x0) * noise, t, labels)
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # both passes draw the same dropout masks
+            f_t = self.consistency_fn(self.net, x0 + broadcast(t, x0) * noise, t, labels)
         with torch.no_grad():
-            f_r = self.consistency_fn(self.net, x0 + r.view(shape).to(x0) * noise, r, labels)
+            f_r = self.consistency_fn(self.net, x0 + broadcast(r, x0) * noise, r, labels)
         per_example = ect_loss(f_t, f_r, t, r, h.huber_c)
         loss = per_example.mean()
         self.check_finite(loss)

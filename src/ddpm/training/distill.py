@@ -19,6 +19,7 @@ from torch import Tensor
 from ddpm.checks import ConfigError, PositiveInt
 from ddpm.fewstep.distill import student_levels, truncated_snr_weight, two_step_target
 from ddpm.likelihood import mean_flat
+from ddpm.paths import broadcast
 from ddpm.random import step_generator
 from ddpm.samplers import Denoiser
 from ddpm.training.base import dropped_labels
@@ -74,8 +75,8 @@ class ProgressiveDistillModule(DiffusionModule):
             )
 
     def start_from(self, state: dict) -> None:
-        for module in (self.net, self.ema, self.teacher, *self.ema_profiles):
-            module.load_state_dict(state)
+        super().start_from(state)
+        self.teacher.load_state_dict(state)
 
     @property
     def round(self) -> int:
@@ -89,8 +90,10 @@ class ProgressiveDistillModule(DiffusionModule):
         return Denoiser(fn, self.path, self.prediction)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        if self.teacher_round != self.round:  # a new round: the student teaches
-            self.teacher.load_state_dict(self.net.state_dict())
+        if self.teacher_round != self.round:  # a new round: the student teaches, and the
+            state = self.net.state_dict()  # averages start over with the new student
+            self.start_from(state)
+            self._ema_updates = 0
             self.teacher_round = self.round
         x0, y = batch[:2]
         g = step_generator(self.hparams.seed, self.global_rank, self.global_step, self.device)
@@ -101,7 +104,7 @@ class ProgressiveDistillModule(DiffusionModule):
         s, mid, s_next = levels[i], levels[i + 1], levels[i + 2]
         noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
         labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
-        x = x0 + s.to(x0).view(-1, *[1] * (x0.ndim - 1)) * noise
+        x = x0 + broadcast(s, x0) * noise
         with torch.no_grad():
             teacher = self.denoiser(self.teacher, labels)
             target = two_step_target(lambda x, lv: teacher(x, lv).x0, x, s, mid, s_next)
@@ -117,7 +120,7 @@ class ProgressiveDistillModule(DiffusionModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["teacher_round"] = self.teacher_round
-        checkpoint["student_steps"] = self.student_steps()
+        checkpoint["student_steps"] = self.student_steps(self.teacher_round)  # the round trained
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

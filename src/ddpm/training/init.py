@@ -1,8 +1,9 @@
 """Starting a run from another run's model: ECT tunes a trained EDM model (``model.init``),
 progressive distillation starts its student and first teacher from one (``model.teacher``).
 
-The checkpoint must hold a diffusion model of the same formulation, network, data and latent space
-as the run (each difference named in one line), and its EMA weights are what is loaded."""
+The checkpoint must hold a diffusion model of the same formulation, network (dropout aside: ECT
+tunes with more), data and latent space as the run (each difference named in one line), and its
+EMA weights are what is loaded."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from ddpm.checkpoint import checkpoint_config, load_checkpoint
 from ddpm.checks import ConfigError
 from ddpm.config import ModelRecipe
 from ddpm.training.resume import _with_defaults, signature
+
+TRAINING_ONLY_NETWORK = ("dropout",)  # network options a tuning run may change
+
+
+def _network(recipe: ModelRecipe) -> dict:
+    """A network config with its defaults, the training-only options aside."""
+    node = _with_defaults({"_target_": recipe.network.target, **recipe.network.kwargs})
+    return {k: v for k, v in node.items() if k not in TRAINING_ONLY_NETWORK}
 
 
 def _process(path) -> tuple[str, dict]:
@@ -27,8 +36,10 @@ def check_start(stored: Mapping[str, Any], run: Mapping[str, Any], where: str, k
     recipe = ModelRecipe.from_run_config(stored, where)
     from ddpm.training.module import DiffusionModule
 
-    if not isinstance(recipe.model.fn, type) or not issubclass(recipe.model.fn, DiffusionModule):
-        family = getattr(getattr(recipe.model.fn, "model_family", None), "family", "model")
+    family_cls = getattr(recipe.model.fn, "model_family", None)
+    is_module = isinstance(recipe.model.fn, type) and issubclass(recipe.model.fn, DiffusionModule)
+    if not is_module or getattr(family_cls, "kind", None) != "diffusion":
+        family = getattr(family_cls, "family", "model")
         raise ConfigError(
             f"{key}={where} is a {family} checkpoint ({recipe.model.target}); it must be a "
             f"diffusion model trained by train.py (model=diffusion)"
@@ -52,10 +63,7 @@ def check_start(stored: Mapping[str, Any], run: Mapping[str, Any], where: str, k
             f"use the checkpoint's path settings"
         )
     checks = {
-        "network": tuple(
-            _with_defaults({"_target_": r.network.target, **r.network.kwargs})
-            for r in (recipe, mine)
-        ),
+        "network": tuple(_network(r) for r in (recipe, mine)),
         "data shape": (tuple(recipe.data.shape), tuple(mine.data.shape)),
         "model.conditional": (recipe.conditional, mine.conditional),
         "model.prediction": (recipe.prediction, mine.prediction),

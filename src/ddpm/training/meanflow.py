@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, Probability
-from ddpm.fewstep.meanflow import adaptive_loss, meanflow_target, sample_r_t
+from ddpm.fewstep.meanflow import adaptive_loss, meanflow_target, sample_r_t, two_times
 from ddpm.models import MeanFlowModel
 from ddpm.models.meanflow import InstantVelocity
+from ddpm.paths import broadcast
 from ddpm.random import step_generator
 from ddpm.training.base import dropped_labels
 from ddpm.training.module import DiffusionModule
@@ -62,14 +63,12 @@ class MeanFlowModule(DiffusionModule):
         r, t = sample_r_t(n, g, self.device, h.ratio, h.P_mean, h.P_std)
         noise = torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
         noise = self.path.couple(x0, noise, y if h.conditional else None)
-        shape = (-1, *[1] * (x0.ndim - 1))
-        z = (1 - t).view(shape) * x0 + t.view(shape) * noise
+        z = broadcast(1 - t, x0) * x0 + broadcast(t, x0) * noise
         v = noise - x0
         labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
 
         def u_fn(z: Tensor, r: Tensor, t: Tensor) -> Tensor:
-            c_t, c_r = self.path.c_noise(t), self.path.c_noise(r)
-            c = torch.stack([c_t, c_t - c_r], 1)
+            c = two_times(self.path, t, r)
             return self.net(z, c, labels) if labels is not None else self.net(z, c)
 
         u, target = meanflow_target(u_fn, z, r, t, v)
