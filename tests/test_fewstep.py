@@ -135,7 +135,7 @@ def test_the_meanflow_loss_is_zero_at_the_true_average_velocity_and_so_is_its_gr
         u, target = meanflow_target(u_fn, z, r, t, eps - x)
         per = adaptive_loss(u, target, p=0.0)
         per.mean().backward()
-        return float(scale.grad), float(per.mean())
+        return float(scale.grad), float(per.mean().detach())
 
     big_n = 200_000
     r, t = sample_r_t(big_n, g, "cpu", ratio=0.5)

@@ -64,6 +64,8 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
 
     with pytest.raises(ConfigError, match="is a consistency model, which no diffusers scheduler"):
         export_diffusers(ckpt, tmp_path / "export")
+    with pytest.raises(ConfigError, match="is a consistency model checkpoint"):  # not a teacher
+        train_in_process(tmp_path / "pd", *PD, f"model.teacher={ckpt}", steps=8)
 
 
 def test_ect_refuses_a_checkpoint_of_another_path_a_vae_or_another_network(edm_ckpt, tmp_path):
