@@ -29,6 +29,12 @@ def dropped_labels(y: Tensor, drop_prob: float, generator: torch.Generator | Non
     return torch.where(drop, torch.full_like(y, -1), y)
 
 
+def with_labels(net: Callable[..., Tensor], labels: Tensor | None) -> Callable[..., Tensor]:
+    """``net`` as ``fn(x, c_noise)``: called with ``labels`` when there are some (a conditional
+    network), else as it is."""
+    return net if labels is None else (lambda x, c_noise: net(x, c_noise, labels))
+
+
 class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.

@@ -21,7 +21,7 @@ from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
 from ddpm.models import ConsistencyModel
 from ddpm.paths import broadcast
 from ddpm.random import step_generator
-from ddpm.training.base import dropped_labels
+from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -70,7 +70,7 @@ class ConsistencyModule(DiffusionModule):
     def consistency_fn(self, net, x: Tensor, sigma: Tensor, labels: Tensor | None) -> Tensor:
         """``f(x, sigma)`` of ``net`` (labels ``-1``: the null class)."""
         x_in, c_noise = self.path.network_input(x, sigma)
-        out = net(x_in, c_noise, labels) if labels is not None else net(x_in, c_noise)
+        out = with_labels(net, labels)(x_in, c_noise)
         return self.path.x0(out, x, sigma, self.prediction)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

@@ -22,7 +22,7 @@ from ddpm.likelihood import mean_flat
 from ddpm.paths import broadcast
 from ddpm.random import step_generator
 from ddpm.samplers import Denoiser
-from ddpm.training.base import dropped_labels
+from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -86,8 +86,7 @@ class ProgressiveDistillModule(DiffusionModule):
         return self.hparams.steps // 2 ** ((self.round if round is None else round) + 1)
 
     def denoiser(self, net, labels: Tensor | None) -> Denoiser:
-        fn = (lambda x, c: net(x, c, labels)) if labels is not None else net
-        return Denoiser(fn, self.path, self.prediction)
+        return Denoiser(with_labels(net, labels), self.path, self.prediction)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         if self.teacher_round != self.round:  # a new round: the student teaches, and the

@@ -22,7 +22,7 @@ from ddpm.models import MeanFlowModel
 from ddpm.models.meanflow import InstantVelocity
 from ddpm.paths import broadcast
 from ddpm.random import step_generator
-from ddpm.training.base import dropped_labels
+from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
 
@@ -67,11 +67,8 @@ class MeanFlowModule(DiffusionModule):
         v = noise - x0
         labels = dropped_labels(y, h.cond_drop_prob, g) if h.conditional else None
 
-        def u_fn(z: Tensor, r: Tensor, t: Tensor) -> Tensor:
-            c = two_times(self.path, t, r)
-            return self.net(z, c, labels) if labels is not None else self.net(z, c)
-
-        u, target = meanflow_target(u_fn, z, r, t, v)
+        net = with_labels(self.net, labels)
+        u, target = meanflow_target(lambda z, r, t: net(z, two_times(self.path, t, r)), z, r, t, v)
         loss = adaptive_loss(u, target, h.adaptive_p, h.adaptive_c).mean()
         self.check_finite(loss)
         self.log("train/loss", loss, prog_bar=True)

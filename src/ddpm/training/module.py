@@ -23,7 +23,7 @@ from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, fork_init, res
 from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
-from ddpm.training.base import AveragedModule, dropped_labels
+from ddpm.training.base import AveragedModule, dropped_labels, with_labels
 
 LRDecay = Literal["none", "cosine"]
 EMADecay = Annotated[float, Range(0, 1, hi_open=True)]
@@ -219,10 +219,9 @@ class DiffusionModule(AveragedModule):
         x_in, c_noise = self.path.network_input(x_t, t)
         if self.hparams.channels_last and x_in.ndim == 4:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
-        if self.hparams.conditional:
-            out = net(x_in, c_noise, dropped_labels(y, self.hparams.cond_drop_prob, generator))
-        else:
-            out = net(x_in, c_noise)
+        conditional, drop = self.hparams.conditional, self.hparams.cond_drop_prob
+        labels = dropped_labels(y, drop, generator) if conditional else None
+        out = with_labels(net, labels)(x_in, c_noise)
         terms = self.path.losses(
             out, x0, x_t, t, noise, self.prediction,
             loss=self.hparams.loss, variance=self.hparams.variance, decoder=self.hparams.decoder,
