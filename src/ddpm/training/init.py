@@ -8,6 +8,7 @@ EMA weights are what is loaded."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ddpm.checkpoint import checkpoint_config, load_checkpoint
@@ -85,6 +86,11 @@ def check_start(stored: Mapping[str, Any], run: Mapping[str, Any], where: str, k
 def start_from(module, where: str, key: str) -> None:
     """Check the checkpoint at ``where`` against ``module``'s run and hand its EMA weights to
     ``module.start_from(state)``."""
+    if not Path(where).exists():  # (load_checkpoint's hint names ckpt=, sample.py's key)
+        raise ConfigError(
+            f"{key}={where} does not exist; pass a checkpoint of ours, e.g. "
+            f"RUN/checkpoints/last.ckpt"
+        )
     ckpt = load_checkpoint(where)
     check_start(checkpoint_config(ckpt, where), module.hparams.run_config, where, key)
     prefix = "ema."
