@@ -22,7 +22,7 @@ def test_a_preempted_submitit_job_resumes_and_both_jobs_finish(tmp_path):
     """A 2-job sweep through submitit_local; job 0 gets SIGUSR2 (how submitit signals preemption
     and timeouts) after its first checkpoint: submitit requeues it, and it resumes."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    steps = 150
+    steps = 400  # long enough that the signal lands mid-run on an idle machine too
     cmd = [
         PYTHON, str(REPO / "train.py"), "-m", "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=30", f"hydra.sweep.dir={tmp_path}", "experiment=toy2d",
