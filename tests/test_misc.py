@@ -122,3 +122,42 @@ def test_the_package_states_its_version_license_and_types():
     assert ddpm.__version__ == metadata("ddpm")["Version"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
     assert (REPO / "src" / "ddpm" / "py.typed").is_file()
+
+
+@pytest.mark.parametrize("interrupt", [SystemExit(-1), KeyboardInterrupt()])
+def test_an_exit_or_ctrl_c_during_a_save_stays_itself(tmp_path, monkeypatch, interrupt):
+    """A scheduler's preemption handler (submitit's raises SystemExit) or a Ctrl-C can land in the
+    middle of torch's zip writer, which would turn it into "unexpected pos"; it must reach the
+    caller as itself, with the old file kept and no temporary left."""
+    import ddpm.checkpoint
+
+    path = tmp_path / "last.ckpt"
+    atomic_save({"a": torch.ones(2)}, path)
+
+    class Interrupted:
+        def __init__(self, f):
+            self.f, self.calls = f, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls == 3:
+                raise interrupt
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    real_open = open
+    monkeypatch.setattr(
+        ddpm.checkpoint, "open", lambda *a: Interrupted(real_open(*a)), raising=False
+    )
+    with pytest.raises(type(interrupt)):
+        atomic_save({"a": torch.zeros(10_000)}, path)
+    assert torch.load(path, weights_only=True)["a"].sum() == 2
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []

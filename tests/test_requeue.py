@@ -68,3 +68,33 @@ def test_a_new_run_into_a_used_dir_is_still_refused(tmp_path):
     finally:
         del os.environ["SLURM_JOB_ID"]
     assert _step(tmp_path / "checkpoints" / "last.ckpt") == 10
+
+
+def test_the_preemption_handler_runs_between_steps_not_where_the_signal_lands():
+    """submitit's handler raises SystemExit; landing mid-save or in a garbage-collection callback,
+    that exit is garbled or dropped. Installed, the signal is recorded and the handler runs at the
+    end of the batch; afterwards the scheduler's own handler is back."""
+    from ddpm.training.requeue import PreemptionAtStepEnd
+
+    calls = []
+
+    def submitit_like(signum, frame):
+        calls.append(signum)
+        raise SystemExit(144)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        deferred = PreemptionAtStepEnd()
+        with deferred.installed():
+            deferred.on_train_batch_end()  # nothing pending: nothing runs
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.05)
+            assert calls == []
+            with pytest.raises(SystemExit):
+                deferred.on_train_batch_end()
+            assert calls == [signal.SIGUSR2]
+            deferred.on_validation_batch_end()  # handled once
+        assert signal.getsignal(signal.SIGUSR2) is submitit_like
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert calls == [signal.SIGUSR2]

@@ -98,8 +98,10 @@ class SaveError(OSError):
 
 
 class _WriteRecorder:
-    """A file that remembers the OS error behind a failed write (torch's zip writer turns it
-    into an unhelpful "unexpected pos" RuntimeError)."""
+    """A file that remembers what interrupted a write. Torch's zip writer turns any exception
+    raised in it into an unhelpful "unexpected pos" RuntimeError: an OS error (disk full), but
+    also the SystemExit a scheduler's preemption handler raises or a Ctrl-C, which must stay
+    what they are."""
 
     def __init__(self, f) -> None:
         self._f, self.error = f, None
@@ -107,7 +109,7 @@ class _WriteRecorder:
     def write(self, data) -> int:
         try:
             return self._f.write(data)
-        except OSError as e:
+        except BaseException as e:
             self.error = e
             raise
 
@@ -118,7 +120,8 @@ class _WriteRecorder:
 def atomic_save(obj, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename: a kill mid-save
     leaves the previous file intact, and a failed save (disk full, permissions) leaves no partial
-    file and an error that names the path."""
+    file and an error that names the path. A signal handler's exit or a Ctrl-C during the write
+    is raised as itself (a requeue handler's exit code must reach the scheduler)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     recorder = None
@@ -130,10 +133,12 @@ def atomic_save(obj, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         cause = recorder.error if recorder is not None and recorder.error is not None else e
+        if not isinstance(cause, (OSError, RuntimeError)):  # SystemExit, Ctrl-C, a bad object
+            raise cause from None
         if isinstance(cause, OSError) and cause.strerror:
             reason = cause.strerror
         else:

@@ -19,6 +19,7 @@ from ddpm.training.callbacks import EMASnapshots
 from ddpm.training.checkpoint_io import AtomicCheckpointIO
 from ddpm.training.init import start_from
 from ddpm.training.loggers import resume_options
+from ddpm.training.requeue import PreemptionAtStepEnd, scheduler_job_id
 
 RESOLVE_EXAMPLES = 10_000  # training examples a path measures its data options on
 
@@ -130,6 +131,8 @@ def build_trainer(cfg: TrainConfig, resume_step: int | None = None, main: bool =
     ]
     if cfg.ema.kind == "posthoc":
         callbacks.append(EMASnapshots(Path(cfg.run_dir) / "ema_snapshots", cfg.ema.snapshot_every))
+    if scheduler_job_id() is not None:
+        callbacks.append(PreemptionAtStepEnd())
     plugins: list = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # submitit requeues preempted jobs; Lightning must not as well
         plugins.append(SLURMEnvironment(auto_requeue=False))

@@ -7,8 +7,14 @@ under its own job id is that job, requeued."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
 
 JOB_ID_VARIABLES = ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID")
 
@@ -36,3 +42,50 @@ def record_job(run_dir: str | Path) -> None:
     if job is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / ".job").write_text(job + "\n")
+
+
+def preemption_signal() -> int:
+    """The signal submitit's handler listens on (``SUBMITIT_PREEMPT_SIGNAL``, ``USR2`` unless set)."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG")
+    return getattr(signal, f"SIG{name}", signal.SIGUSR2)
+
+
+class PreemptionAtStepEnd(Callback):
+    """Run the scheduler's preemption handler at the end of a step, not wherever the signal lands.
+
+    submitit's handler requeues the job and raises ``SystemExit`` from inside the signal handler.
+    Raised mid-``torch.save``, that exit becomes torch's "unexpected pos" error (and the job exits
+    with an error instead of being requeued); raised during a garbage-collection callback, Python
+    prints it and drops it (and the job trains on to the end, unrequeued). While installed, the
+    signal is only recorded; the handler runs after the current training or validation batch."""
+
+    def __init__(self) -> None:
+        self._handler, self._pending = None, None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        signum = preemption_signal()
+        handler = signal.getsignal(signum)
+        if not callable(handler) or threading.current_thread() is not threading.main_thread():
+            yield  # no Python handler to defer (or not ours to change)
+            return
+        self._handler = handler
+        signal.signal(signum, self._record)
+        try:
+            yield
+        finally:
+            signal.signal(signum, handler)
+
+    def _record(self, signum, frame) -> None:
+        self._pending = signum
+
+    def _release(self) -> None:
+        if self._pending is not None and self._handler is not None:
+            signum, self._pending = self._pending, None
+            self._handler(signum, None)
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        self._release()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        self._release()

@@ -20,7 +20,7 @@ from ddpm.config import TrainConfig, parse_train
 from ddpm.training.build import build_datamodule, build_module, build_trainer, checkpoint_dirs
 from ddpm.training.errors import NonFiniteLossError, RunInterrupted, RunTerminated
 from ddpm.training.quiet import silence_known_noise
-from ddpm.training.requeue import record_job, requeued_checkpoint
+from ddpm.training.requeue import PreemptionAtStepEnd, record_job, requeued_checkpoint
 from ddpm.training.resume import check_resume
 from ddpm.training.run_dir import (
     check_run_dir,
@@ -67,8 +67,12 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         for folder in checkpoint_dirs(trainer):
             check_writable(folder, size)
     saved = f"last.ckpt was saved in {Path(cfg.run_dir) / 'checkpoints'}"
+    preemption = next((c for c in trainer.callbacks if isinstance(c, PreemptionAtStepEnd)), None)
     try:
-        with _sigint_seen() as interrupted:
+        with (
+            _sigint_seen() as interrupted,
+            preemption.installed() if preemption else contextlib.nullcontext(),
+        ):
             try:
                 trainer.fit(
                     module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True
