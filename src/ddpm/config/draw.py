@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from ddpm.checks import ConfigError, NonNegativeInt, PositiveInt, Range
 from ddpm.config.plugin import unknown_keys
+from ddpm.config.protocol import ProtocolConfig
 from ddpm.config.schema import DenoiserConfig, DeviceConfig, parse_fields
 from ddpm.samplers.spec import SamplerSpec
 
@@ -66,7 +67,8 @@ class SampleConfig(DrawConfig):
 
 @dataclass(frozen=True)
 class FidConfig:
-    weights_path: str | None = None
+    weights_path: str | None = None  # Inception
+    dinov2_weights: str | None = None  # DINOv2 ViT-L/14, for FD-DINOv2
     cache_dir: str = "~/.cache/ddpm"
 
 
@@ -80,6 +82,7 @@ class EvaluateConfig(DrawConfig):
     bpd_timesteps_per_call: PositiveInt = 10
     iw_samples: PositiveInt = 256
     fid: Any = None  # FidConfig
+    protocol: Any = None  # ProtocolConfig
 
 
 _NOT_HERE = {
@@ -100,12 +103,12 @@ _NOT_HERE = {
 def _parse_draw(cls, raw: Mapping[str, Any], script: str):
     groups = ("sampler", "denoiser", "trainer", "guidance")
     if cls is EvaluateConfig:
-        groups += ("fid",)
+        groups += ("fid", "protocol")
     scalar = [f.name for f in fields(cls) if f.name not in groups]
     unknown_keys(raw, [*scalar, *groups], f"{script}'s config", _NOT_HERE)
     values = parse_fields(cls, {k: v for k, v in raw.items() if k in scalar})
     del values["sampler"], values["denoiser"], values["trainer"], values["guidance"]
-    values.pop("fid", None)
+    values.pop("fid", None), values.pop("protocol", None)
     if not values["ckpt"]:
         raise ConfigError(f"ckpt is required: python {script} ckpt=path/to/checkpoints/last.ckpt")
     extra = {}
@@ -113,6 +116,8 @@ def _parse_draw(cls, raw: Mapping[str, Any], script: str):
         fid = raw.get("fid") or {}
         unknown_keys(fid, [f.name for f in fields(FidConfig)], "fid")
         extra["fid"] = FidConfig(**parse_fields(FidConfig, fid, "fid."))
+        extra["protocol"] = ProtocolConfig.parse(raw.get("protocol"))
+        extra["protocol"].check_files(extra["fid"].dinov2_weights)
     if raw.get("sampler") is None:
         raise ConfigError("sampler is required: choose one with sampler=NAME")
     return cls(

@@ -10,11 +10,20 @@ from pathlib import Path
 from ddpm.checkpoint import CheckpointError
 from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
 from ddpm.data.base import dataset_tensors
+from ddpm.evaluation.dinov2 import DINOv2Extractor
 from ddpm.evaluation.distributed import make_fabric
-from ddpm.evaluation.features import make_extractor, real_features, real_reference, score_samples
+from ddpm.evaluation.features import (
+    WithDINOv2,
+    extract_in_order,
+    make_extractor,
+    real_reference,
+    score_samples,
+)
 from ddpm.evaluation.likelihood import bits_per_dim
 from ddpm.evaluation.loading import LoadedModel, load_model
 from ddpm.evaluation.outputs import write_metrics, write_samples
+from ddpm.evaluation.protocol import aggregate, score_features
+from ddpm.evaluation.reference import Reference, from_batch, from_split
 from ddpm.evaluation.sampling import draw_distributed, make_labels
 
 
@@ -84,28 +93,39 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     )  # fmt: skip
     if cfg.bpd:
         model.check_likelihood(cfg.bpd, **likelihood)
-    labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
     datamodule = loaded.datamodule()
     datamodule.check_available()
+    protocol = cfg.protocol
     fabric = _launch(cfg, loaded, options)  # a bad device setting fails before feature work
     cache_dir = Path(cfg.fid.cache_dir).expanduser()
-    extractor = make_extractor(loaded, datamodule, cfg.fid.weights_path, cache_dir)
-    real = real_features(extractor, datamodule, cache_dir, fabric)
-    x, info = draw_distributed(
-        fabric, loaded, cfg.sampler, options, cfg.num_samples, cfg.seed, cfg.batch_size, labels,
-        show_progress=cfg.progress,
-    )  # fmt: skip
-    metrics = score_samples(x, extractor, real, fabric) | real_reference(extractor, datamodule)
-    if labels is not None and "class_histogram" in metrics:
-        _, probs = extractor.features_and_probs(x)
-        metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
+    extractor = _extractor(loaded, datamodule, cfg, fabric.device)
+    reference = _reference(protocol, extractor, datamodule, cache_dir, fabric)
+    num_samples = cfg.num_samples
+    if protocol.cap_to_reference and num_samples > reference.size:
+        num_samples = reference.size  # the paper's count is more than the data has
+    labels = make_labels(loaded, cfg.class_label, num_samples)
+    per_set = []
+    for seed in protocol.seeds(cfg.seed):
+        x, info = draw_distributed(
+            fabric, loaded, cfg.sampler, options, num_samples, seed, cfg.batch_size, labels,
+            show_progress=cfg.progress,
+        )  # fmt: skip
+        per_set.append(_score(x, labels, extractor, reference, protocol, datamodule, fabric))
+    metrics, spread = aggregate(per_set, protocol.report)
     if cfg.bpd:
         metrics |= bits_per_dim(
             fabric, loaded, datamodule.test_set, cfg.bpd, cfg.seed, cfg.batch_size,
             cfg.bpd_examples, cfg.progress, **likelihood,
         )  # fmt: skip
+    metrics.setdefault("feature_extractor", extractor.name)
+    if isinstance(extractor, WithDINOv2):
+        metrics["dinov2_extractor"] = extractor.dinov2_name
     metrics |= {
-        "num_samples": cfg.num_samples,
+        "protocol": protocol.name,
+        "reference": reference.description,
+        "num_samples": num_samples,
+        "num_samples_requested": cfg.num_samples,
+        "seed_sets": protocol.seed_sets,
         "sampler": info["method"],
         "steps": model.steps(cfg.sampler),
         "nfe": info["nfe"],
@@ -118,15 +138,47 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
         "world_size": fabric.world_size,
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if protocol.seed_sets > 1:
+        metrics["spread"] = spread  # every number: mean, std, min, max, values in seed order
     if fabric.global_rank == 0:
         path = write_metrics(Path(cfg.run_dir), metrics)
         print(summary(metrics) + f" -> {path}", file=sys.stdout)
     return metrics
 
 
+def _extractor(loaded, datamodule, cfg, device):
+    """The data kind's feature extractor, with DINOv2's when the protocol asks for FD-DINOv2."""
+    cache_dir = Path(cfg.fid.cache_dir).expanduser()
+    extractor = make_extractor(loaded, datamodule, cfg.fid.weights_path, cache_dir, device)
+    if "dinov2" not in cfg.protocol.spaces():
+        return extractor
+    return WithDINOv2(extractor, DINOv2Extractor(cfg.fid.dinov2_weights, device))
+
+
+def _reference(protocol, extractor, datamodule, cache_dir, fabric) -> Reference:
+    spaces = protocol.spaces()
+    if protocol.reference in ("train", "test"):
+        return from_split(extractor, datamodule, protocol.reference, cache_dir, fabric, spaces)
+    return from_batch(protocol.reference, extractor, fabric, spaces)
+
+
+def _score(x, labels, extractor, reference, protocol, datamodule, fabric) -> dict:
+    """One seed set's numbers: the protocol's metrics, or (``metrics: null``) the data kind's."""
+    if protocol.metrics is not None:
+        fake = extract_in_order(extractor, x, fabric, protocol.spaces())
+        return score_features(fake, reference, protocol.metrics, protocol)
+    real = reference.features["pool"]
+    metrics = score_samples(x, extractor, real, fabric) | real_reference(extractor, datamodule)
+    if labels is not None and "class_histogram" in metrics:
+        _, probs = extractor.features_and_probs(x)
+        metrics["label_accuracy"] = float((probs.argmax(1) == labels).double().mean())
+    return metrics
+
+
 def summary(metrics: dict) -> str:
     """Every number evaluate.py computed, on one line."""
     skip = {"class_histogram", "feature_extractor", "sampler", "class_label", "world_size"}
+    skip |= {"spread", "reference", "num_samples_requested"}
     parts = []
     for key, value in metrics.items():
         if key in skip or value is None:

@@ -28,12 +28,31 @@ INCEPTION_URL = (
 
 
 class FeatureExtractor:
-    """``extractor(x)``: ``(N, D)`` float64 features of samples ``x`` in data space."""
+    """``extractor(x)``: ``(N, D)`` float64 features of samples ``x`` in data space.
+
+    ``features(x, spaces)`` gives several feature spaces from one pass, each ``(N, D)`` float64:
+    ``pool`` (what ``extractor(x)`` returns: FID, KID, precision/recall), ``spatial`` (sFID) and
+    ``logits`` (Inception Score), for the spaces in ``provides``."""
 
     name: str = "base"
+    provides: tuple[str, ...] = ("pool",)
 
     def __call__(self, x: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
+        return {"pool": self(x)} if set(spaces) <= {"pool"} else self._unsupported(spaces)
+
+    def _unsupported(self, spaces):
+        missing = sorted(set(spaces) - set(self.provides))
+        raise ValueError(f"the {self.name} features have no {', '.join(missing)} space")
+
+
+def spatial_block(feature_map: Tensor, channels: int = 7) -> Tensor:
+    """sFID's features (Nash et al. 2021, as ADM's evaluator takes them): the first ``channels``
+    channels of a convolution's map, flattened in height-width-channel order (TensorFlow's), so
+    statistics stored by ADM's evaluator are read in the same coordinates."""
+    return feature_map[:, :channels].permute(0, 2, 3, 1).reshape(len(feature_map), -1).double()
 
 
 class IdentityExtractor(FeatureExtractor):
@@ -53,6 +72,7 @@ class InceptionExtractor(FeatureExtractor):
     ``torch.load(weights_only=True)`` first (torch-fidelity itself loads it unrestricted)."""
 
     name = "inception-v3-compat"
+    provides = ("pool", "spatial", "logits")
 
     def __init__(
         self, weights_path: str | Path | None = None, device="cpu", batch_size: int = 64
@@ -73,21 +93,40 @@ class InceptionExtractor(FeatureExtractor):
             ) from None
         self.model = FeatureExtractorInceptionV3(
             "inception-v3-compat",
-            ["2048"],
+            ["2048", "logits_unbiased"],
             feature_extractor_weights_path=str(path),
             feature_extractor_internal_dtype="float64",
         ).to(device)
         self.device, self.batch_size = device, batch_size
+        self._spatial: list[Tensor] = []
+        # TensorFlow's "mixed_6/conv" (ADM's sFID layer) is the 1x1 branch of the third 17x17
+        # block, Mixed_6d here; its output is taken after batch norm and ReLU, as in the graph.
+        self.model.Mixed_6d.branch1x1.register_forward_hook(
+            lambda m, i, out: self._spatial.append(spatial_block(out))
+        )
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.features(x)["pool"]
 
     @torch.no_grad()
-    def __call__(self, x: Tensor) -> Tensor:
-        feats = []
+    def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
+        if not set(spaces) <= set(self.provides):
+            self._unsupported(spaces)
+        out: dict[str, list[Tensor]] = {s: [] for s in spaces}
         for chunk in x.split(self.batch_size):
             img = to_uint8(chunk)
             if img.shape[1] == 1:
                 img = img.repeat(1, 3, 1, 1)
-            feats.append(self.model(img.to(self.device))[0].double().cpu())
-        return torch.cat(feats) if feats else torch.zeros(0, 2048, dtype=torch.float64)
+            self._spatial.clear()
+            pool, logits = self.model(img.to(self.device))
+            found = {"pool": pool, "logits": logits, "spatial": self._spatial[0]}
+            for s in spaces:
+                out[s].append(found[s].double().cpu())
+        width = {"pool": 2048, "logits": 1008, "spatial": 17 * 17 * 7}
+        return {
+            s: torch.cat(v) if v else torch.zeros(0, width[s], dtype=torch.float64)
+            for s, v in out.items()
+        }
 
 
 class ClassifierExtractor(FeatureExtractor):
@@ -122,11 +161,24 @@ class ClassifierExtractor(FeatureExtractor):
         self.model = self.model.double().eval()
         self.num_classes = num_classes
 
+    provides = ("pool", "spatial", "logits")
+
     @torch.no_grad()
-    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
+        """The classifier's analogues of ADM's spaces: its 128-d feature layer (``pool``), the
+        first 7 channels of its last convolution's map (``spatial``) and its logits."""
+        if not set(spaces) <= set(self.provides):
+            self._unsupported(spaces)
         x = to_uint8(x).double() / 127.5 - 1.0  # score what a saved image would show
         f, logits = self.model(x)
-        return f, logits.softmax(-1)
+        found = {"pool": f, "logits": logits}
+        if "spatial" in spaces:
+            found["spatial"] = spatial_block(self.model.patch_features(x))
+        return {s: found[s] for s in spaces}
+
+    def features_and_probs(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.features(x, ("pool", "logits"))
+        return f["pool"], f["logits"].softmax(-1)
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.features_and_probs(x)[0]

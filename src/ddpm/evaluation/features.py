@@ -33,13 +33,15 @@ from ddpm.evaluation.metrics import (
 
 
 def make_extractor(
-    model: LoadedModel, datamodule, weights_path: str | None, cache_dir: Path, device="cpu"
+    model: LoadedModel | None, datamodule, weights_path: str | None, cache_dir: Path, device="cpu"
 ) -> FeatureExtractor:
     """Inception for RGB, a trained digit classifier for labelled 1-channel images (Inception on
-    the grey channel repeated when there are no labels to train it on), identity for points."""
-    if not model.is_image:
+    the grey channel repeated when there are no labels to train it on), identity for points.
+    ``model`` may be ``None``: the data module's shape decides."""
+    info = datamodule.info if model is None else model.recipe.data
+    if not info.is_image:
         return IdentityExtractor()
-    if model.shape[0] == 3 or not datamodule.info.num_classes:
+    if info.shape[0] == 3 or not datamodule.info.num_classes:
         return InceptionExtractor(weights_path, device)
     x, y = dataset_tensors(datamodule.train_set)
     num_classes = datamodule.info.num_classes or int(y.max()) + 1
@@ -67,20 +69,54 @@ def _load_cached(path: Path) -> Tensor | None:
 def real_features(
     extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test"
 ) -> Tensor:
-    """Features of the real split, cached on disk (float64, written atomically) by dataset,
-    split, extractor and a digest of the split's data, so a change to the data (its scaling,
-    size or seed) is never scored against features of the old data."""
+    """The ``pool`` features of the real split (see :func:`real_feature_spaces`)."""
+    return real_feature_spaces(extractor, datamodule, cache_dir, fabric, split)["pool"]
+
+
+def real_feature_spaces(
+    extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test",
+    spaces: tuple[str, ...] = ("pool",),
+) -> dict[str, Tensor]:  # fmt: skip
+    """Features of the real split in each of ``spaces``, cached on disk (float64, written
+    atomically) by dataset, split, extractor, space and a digest of the split's data, so a change
+    to the data (its scaling, size or seed) is never scored against features of the old data."""
     x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
     digest = hashlib.sha1(x.double().numpy().tobytes()).hexdigest()[:12]
-    path = cache_dir / f"features-{datamodule.info.name}-{split}-{extractor.name}-{digest}.pt"
-    if (cached := _load_cached(path)) is not None and len(cached) == len(x):
-        return cached
+    stem = f"features-{datamodule.info.name}-{split}-{extractor.name}"
+    paths = {s: cache_dir / f"{stem}{'' if s == 'pool' else '-' + s}-{digest}.pt" for s in spaces}
+    found = {s: _load_cached(p) for s, p in paths.items()}
+    found = {s: f for s, f in found.items() if f is not None and len(f) == len(x)}
+    if missing := tuple(s for s in spaces if s not in found):
+        computed = extract_in_order(extractor, x, fabric, missing)
+        if fabric is None or fabric.global_rank == 0:
+            for s in missing:
+                atomic_save(computed[s], paths[s])
+        found |= computed
+    return {s: found[s] for s in spaces}
+
+
+def extract_in_order(extractor: FeatureExtractor, x: Tensor, fabric, spaces) -> dict[str, Tensor]:
+    """``extractor.features`` of ``x``, each rank taking its block, gathered in index order."""
     rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
     idx = shard(len(x), rank, world)
-    feats = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
-    if rank == 0:
-        atomic_save(feats, path)
-    return feats
+    local = extractor.features(x[idx.start : idx.stop], spaces)
+    return {s: gather_in_order(fabric, f, len(x)) for s, f in local.items()}
+
+
+class WithDINOv2(FeatureExtractor):
+    """The data kind's extractor plus DINOv2's class token as the ``dinov2`` space."""
+
+    def __init__(self, main: FeatureExtractor, dinov2: FeatureExtractor) -> None:
+        self.main, self.dinov2 = main, dinov2
+        self.name, self.provides = main.name, (*main.provides, "dinov2")
+        self.dinov2_name = dinov2.name
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.main(x)
+
+    def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
+        out = self.main.features(x, tuple(s for s in spaces if s != "dinov2"))
+        return out | ({"dinov2": self.dinov2(x)} if "dinov2" in spaces else {})
 
 
 def score_samples(x: Tensor, extractor: FeatureExtractor, real: Tensor, fabric) -> dict:

@@ -53,19 +53,39 @@ def kernel_inception_distance(
     return float(t.mean()), float(t.std()) if len(vals) > 1 else 0.0
 
 
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+def precision_recall(
+    real: Tensor, fake: Tensor, k: int = 3, batch_size: int = 5000
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019): the share of generated samples
-    inside the real manifold (balls to the k-th nearest real neighbour) and vice versa."""
+    inside the real manifold (the union of balls reaching each real point's k-th nearest real
+    neighbour) and the share of real samples inside the generated one. Distances in float64, in
+    blocks of ``batch_size`` rows, so 50,000 x 50,000 needs no 20 GB matrix."""
     real, fake = real.double(), fake.double()
 
-    def radii(x: Tensor) -> Tensor:
-        dist = torch.cdist(x, x)
-        return dist.kthvalue(k + 1, dim=1).values  # +1: the point itself
+    def radii(x: Tensor) -> Tensor:  # the (k+1)-th smallest distance: the point itself is first
+        return torch.cat(
+            [torch.cdist(b, x).kthvalue(k + 1, dim=1).values for b in x.split(batch_size)]
+        )
 
     def coverage(ref: Tensor, r: Tensor, query: Tensor) -> float:
-        return float((torch.cdist(query, ref) <= r[None]).any(1).double().mean())
+        inside = [(torch.cdist(b, ref) <= r[None]).any(1) for b in query.split(batch_size)]
+        return float(torch.cat(inside).double().mean())
 
     return coverage(real, radii(real), fake), coverage(fake, radii(fake), real)
+
+
+def inception_score(logits: Tensor, split_size: int) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016): ``exp E_x KL(p(y|x) || p(y))`` with ``p(y)`` the
+    mean prediction of each consecutive block of ``split_size`` samples; returns the mean and the
+    standard deviation over blocks. ADM's evaluator uses blocks of 5,000 (10 for 50,000 samples)."""
+    log_p = logits.double().log_softmax(1)
+    scores = []
+    for block in log_p.split(split_size):
+        log_marginal = block.exp().mean(0).log()
+        kl = (block.exp() * (block - log_marginal)).sum(1).mean()
+        scores.append(float(kl.exp()))
+    t = torch.tensor(scores, dtype=torch.float64)
+    return float(t.mean()), float(t.std(unbiased=False)) if len(scores) > 1 else 0.0
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, projections: int = 256, seed: int = 0) -> float:
@@ -99,6 +119,7 @@ def mmd_rbf(x: Tensor, y: Tensor, bandwidths=(0.05, 0.1, 0.2, 0.5, 1.0)) -> floa
 __all__ = [
     "feature_statistics",
     "frechet_distance",
+    "inception_score",
     "kernel_inception_distance",
     "mmd_rbf",
     "precision_recall",
