@@ -133,6 +133,8 @@ class ClassifierExtractor(FeatureExtractor):
     """Features and class probabilities from a :class:`DigitClassifier` trained on the real
     training split, cached in ``cache_dir`` keyed by dataset name and the data itself."""
 
+    provides = ("pool", "spatial", "logits")
+
     def __init__(
         self,
         train_x: Tensor,
@@ -160,8 +162,6 @@ class ClassifierExtractor(FeatureExtractor):
             tmp.replace(path)
         self.model = self.model.double().eval()
         self.num_classes = num_classes
-
-    provides = ("pool", "spatial", "logits")
 
     @torch.no_grad()
     def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:

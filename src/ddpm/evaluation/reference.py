@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         out = cfg.pop("out")
         if not out or not str(out).endswith(".npz"):
             raise ValueError(f"out={out} must name the file to write, e.g. out=REF.npz")
+        if not isinstance(cfg["max_images"], int) or cfg["max_images"] < 1:
+            raise ValueError(f"max_images={cfg['max_images']} must be a positive integer")
         if cfg["split"] not in ("train", "test"):
             raise ValueError(f"split={cfg['split']} is not valid; choose train or test")
         path = write(cfg, out)
