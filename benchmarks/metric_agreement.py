@@ -65,10 +65,12 @@ def one(n: int, dim: int, seed: int) -> dict[str, float]:
         "fid vs ADM's sqrtm formula (relative)": abs(ours - adm_fd(fake, real)) / ours,
         "kid vs torch-fidelity (relative)": abs(
             kernel_inception_distance(fake[:m], real[:m], 1, m)[0] - kid
-        ) / abs(kid),
+        )
+        / abs(kid),
         "inception score vs torch-fidelity (relative)": abs(
             inception_score(logits, n // 10)[0] - isc
-        ) / isc,
+        )
+        / isc,
         "precision vs torch-fidelity (absolute)": abs(p - prc["precision"]),
         "recall vs torch-fidelity (absolute)": abs(r - prc["recall"]),
     }
