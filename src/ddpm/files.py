@@ -7,14 +7,16 @@ from pathlib import Path
 
 
 def conf_dir() -> Path:
-    """The ``conf/`` folder of the checkout (``$DDPM_CONF_DIR`` overrides it)."""
+    """The config tree the package carries, ``ddpm/conf`` (a checkout's ``conf/`` links to it);
+    ``$DDPM_CONF_DIR`` replaces it with a tree of your own (a user's own options are better
+    added with ``hydra.searchpath``)."""
     if env := os.environ.get("DDPM_CONF_DIR"):
         return Path(env)
-    path = Path(__file__).resolve().parents[2] / "conf"
+    path = Path(__file__).resolve().parent / "conf"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"the config folder {path} does not exist; install the project from its checkout "
-            f"(pip install -e .) or set DDPM_CONF_DIR"
+            f"the config folder {path} does not exist: the package was installed without its "
+            f"configs; reinstall it (pip install .) or set DDPM_CONF_DIR"
         )
     return path
 
