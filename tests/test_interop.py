@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def _fake_checkpoint(tmp_path, *overrides, steps=1):
     """A briefly trained checkpoint (random-looking weights) of the digits default, unconditional
-    unless the overrides say otherwise (diffusers' pipelines take no class labels)."""
+    unless the overrides say otherwise (DDPMPipeline takes no class labels)."""
     run = tmp_path / "run"
     train(compose("train", "model.conditional=false", f"trainer.max_steps={steps}",
                   "callbacks.sample_grid=null", "callbacks.forward_noising=null",
@@ -134,7 +134,6 @@ def test_cifar10_preset_exports_with_random_weights(tmp_path):
 @pytest.mark.parametrize(
     "overrides,reason",
     [
-        (["model.conditional=true"], "class-conditional"),
         (["network.ch=48"], "not all multiples of 32"),
         (["model.prediction=mu"], "no diffusers prediction_type"),
         (["path=vp"], "path=vp with model.prediction=eps has no diffusers scheduler"),

@@ -16,6 +16,7 @@ safetensors.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -112,7 +113,13 @@ def export_diffusers(ckpt: str | Path, out_dir: str | Path, use_ema: bool = True
             f"cannot map {ckpt} onto UNet2DModel (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
     out = Path(out_dir)
-    if runs_in_pipeline:
+    if runs_in_pipeline and model.conditional:  # labels and guidance: our pipeline, shipped along
+        from ddpm.export.pipeline import ClassConditionalPipeline
+
+        pipe = ClassConditionalPipeline(unet=unet.eval(), scheduler=scheduler)
+        pipe.save_pretrained(out, safe_serialization=True)
+        shutil.copy(Path(__file__).with_name("pipeline.py"), out / "pipeline.py")
+    elif runs_in_pipeline:
         pipe = diffusers.DDPMPipeline(unet=unet.eval(), scheduler=scheduler)
         pipe.save_pretrained(out, safe_serialization=True)
     else:
@@ -136,8 +143,6 @@ def export_dit(loaded: LoadedModel, model, out: Path) -> Path:
         pass  # a path diffusers has no scheduler for: the transformer alone
     vae = getattr(model.latent, "path", None)
     if vae is not None:
-        import shutil
-
         shutil.copytree(vae, out / "vae", dirs_exist_ok=True)
         config = json.loads((out / "vae" / "config.json").read_text())  # the factors it used
         config["scaling_factor"], config["shift_factor"] = model.latent.factors()

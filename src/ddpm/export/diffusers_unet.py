@@ -34,11 +34,9 @@ def unet_config(kwargs: Mapping[str, Any], conditional: bool) -> dict[str, Any]:
             f"normalises with {GROUPS} groups everywhere, ours with gcd(32, width); export as "
             f"--format safetensors instead"
         )
-    if conditional:
-        raise ConfigError(
-            "a class-conditional network cannot run in DDPMPipeline (it passes no class labels); "
-            "export as --format safetensors instead"
-        )
+    classes = kwargs.get("num_classes") if conditional else None
+    if conditional and not classes:
+        raise ConfigError("a class-conditional network without num_classes cannot be exported")
     size, attn = kwargs["image_size"], set(kwargs["attn_resolutions"])
     resolutions = [size // 2**level for level in range(len(mult))]
     channels = kwargs["in_channels"]
@@ -70,6 +68,8 @@ def unet_config(kwargs: Mapping[str, Any], conditional: bool) -> dict[str, Any]:
         "norm_eps": 1e-5,
         "resnet_time_scale_shift": "default",
         "add_attention": True,
+        # our class table, null label (index num_classes) included: added to the time embedding
+        "num_class_embeds": classes + 1 if classes else None,
     }
 
 
@@ -107,6 +107,8 @@ def unet_state_dict(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> d
                  ("time_embed.mlp.2", "time_embedding.linear_2"), ("norm_out", "conv_norm_out"),
                  ("conv_out", "conv_out")]:  # fmt: skip
         out |= {f"{b}.{p}": state[f"{a}.{p}"] for p in ("weight", "bias")}
+    if "class_embed.table.weight" in state:
+        out["class_embedding.weight"] = state["class_embed.table.weight"]
 
     def block(ours: str, theirs: str, j: int) -> dict:
         mapped = _resnet(f"{ours}.0", f"{theirs}.resnets.{j}", state)
