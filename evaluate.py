@@ -7,7 +7,6 @@ importance-weighted bound.
 """
 
 from ddpm.cli import run
-from ddpm.evaluation import evaluate
 
 if __name__ == "__main__":
-    run("evaluate", evaluate)
+    run("evaluate", "ddpm.evaluation:evaluate")  # imported once the config is checked

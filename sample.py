@@ -5,7 +5,6 @@ run dir. Sample ``i`` depends only on ``(seed, i)``, whatever ``batch_size`` or 
 """
 
 from ddpm.cli import run
-from ddpm.evaluation import sample
 
 if __name__ == "__main__":
-    run("sample", sample)
+    run("sample", "ddpm.evaluation:sample")  # imported once the config is checked

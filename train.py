@@ -4,7 +4,6 @@ See README.md and ``python train.py --help``; the config tree is conf/ (root: co
 """
 
 from ddpm.cli import run
-from ddpm.training import train
 
 if __name__ == "__main__":
-    run("train", train)
+    run("train", "ddpm.training:train")  # imported once the config is checked

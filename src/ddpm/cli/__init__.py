@@ -36,13 +36,18 @@ def fail(error: BaseException | str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+def _run_stops() -> tuple[type[BaseException], ...]:
+    """A run's stops (divergence, SIGTERM), once the training code is loaded: evaluated when an
+    exception arrives, so ``--help`` and config checks never import the training package."""
+    errors = sys.modules.get("ddpm.training.errors")
+    return (errors.NonFiniteLossError, errors.RunTerminated) if errors else ()
+
+
 def call(fn: Callable, *args) -> Any:
     """``fn(*args)`` with the user errors and stops of a run mapped to their exit codes."""
-    from ddpm.training.errors import NonFiniteLossError, RunTerminated
-
     try:
         return fn(*args)
-    except (NonFiniteLossError, RunTerminated) as e:
+    except _run_stops() as e:
         if os.environ.get("DDPM_TRACEBACK"):
             raise
         fail(e, e.exit_code)
@@ -52,26 +57,34 @@ def call(fn: Callable, *args) -> Any:
         fail(e, 2)
 
 
-def _task(config_name: str, fn: Callable) -> Callable:
+def _task(config_name: str, fn: Callable | str) -> Callable:
     from ddpm.config import PARSERS
 
     def task(cfg) -> None:
-        from ddpm.cli.hydra_ddp import isolated_job
+        nonlocal fn
+        from ddpm.cli.hydra_ddp import install, isolated_job
         from ddpm.cli.preflight import plain
 
+        install()  # DDP ranks relaunched with the Hydra job's own overrides
+        if isinstance(fn, str):  # "module:function", imported when a job runs (not for --cfg)
+            import importlib
+
+            module, _, name = fn.partition(":")
+            fn = getattr(importlib.import_module(module), name)
         with isolated_job():  # each job of a sweep gets its own process group and DDP env
             call(lambda: fn(PARSERS[config_name](plain(cfg))))
 
     return task
 
 
-def run(config_name: str, fn: Callable) -> None:
-    """``python SCRIPT.py [hydra overrides]``: the whole entry point for ``fn(typed config)``."""
+def run(config_name: str, fn: Callable | str) -> None:
+    """``python SCRIPT.py [hydra overrides]``: the whole entry point for ``fn(typed config)``.
+    ``fn`` may be named as ``"module:function"``: it is imported only once the config is checked,
+    so ``--help`` and a config error answer without importing Lightning."""
     import hydra
     from hydra._internal.utils import get_args_parser
 
     from ddpm.cli.help import print_help
-    from ddpm.cli.hydra_ddp import install
     from ddpm.cli.preflight import preflight
     from ddpm.config import PARSERS
     from ddpm.files import conf_dir
@@ -88,6 +101,5 @@ def run(config_name: str, fn: Callable) -> None:
     )
     if checks_config:
         call(preflight, config_name, conf, args, PARSERS[config_name])
-    install()  # DDP ranks relaunched with the Hydra job's own overrides
     main = hydra.main(config_path=str(conf), config_name=config_name, version_base=None)
     main(_task(config_name, fn))()

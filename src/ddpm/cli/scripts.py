@@ -8,23 +8,20 @@ from __future__ import annotations
 
 def train() -> None:
     from ddpm.cli import run
-    from ddpm.training import train as fn
 
-    run("train", fn)
+    run("train", "ddpm.training:train")
 
 
 def sample() -> None:
     from ddpm.cli import run
-    from ddpm.evaluation import sample as fn
 
-    run("sample", fn)
+    run("sample", "ddpm.evaluation:sample")
 
 
 def evaluate() -> None:
     from ddpm.cli import run
-    from ddpm.evaluation import evaluate as fn
 
-    run("evaluate", fn)
+    run("evaluate", "ddpm.evaluation:evaluate")
 
 
 def export() -> None:

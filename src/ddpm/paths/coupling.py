@@ -12,7 +12,6 @@ within itself, so a class-conditional model keeps its labels right.
 from __future__ import annotations
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 
@@ -22,6 +21,8 @@ def ot_pairs(x0: Tensor, noise: Tensor, labels: Tensor | None = None) -> Tensor:
     a = x0.detach().reshape(len(x0), -1).double().cpu()
     b = noise.detach().reshape(len(noise), -1).double().cpu()
     perm = torch.arange(len(x0))
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes 0.2 s to import
+
     if labels is None:
         groups = [perm]
     else:

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks.progress import ProgressBar
 
 from ddpm.checks import NonNegativeInt
+from ddpm.training.run_log import say
 
 
 def _duration(seconds: float) -> str:
@@ -154,10 +155,8 @@ class RunSummary(Callback):
         resumed = f", resuming at step {trainer.global_step}" if trainer.global_step else ""
         copies = len(getattr(module, "averages", lambda: [None])())
         averages = "an EMA copy" if copies == 1 else f"{copies} post-hoc EMA copies"
-        print(
+        say(
             f"{type(net).__name__}: {n / 1e6:.2f} M parameters (+ {averages}); data {data}; "
             f"{trainer.max_steps} steps on {trainer.num_devices} x "
-            f"{type(trainer.accelerator).__name__.removesuffix('Accelerator').lower()}{resumed}",
-            file=sys.stderr,
-            flush=True,
+            f"{type(trainer.accelerator).__name__.removesuffix('Accelerator').lower()}{resumed}"
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from ddpm.training.run_dir import (
     is_child_rank,
     run_dir_lock,
 )
+from ddpm.training.run_log import LOGGER, run_log, say
 
 
 def train(cfg: TrainConfig | Mapping) -> L.Trainer:
@@ -41,24 +41,29 @@ def train(cfg: TrainConfig | Mapping) -> L.Trainer:
     silence_known_noise()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     main = not is_child_rank()
-    with run_dir_lock(cfg.run_dir) if main else contextlib.nullcontext():
-        return _train(cfg, main)
+    lock = run_dir_lock(cfg.run_dir) if main else contextlib.nullcontext()
+    with lock, run_log(cfg.run_dir, main):
+        try:
+            return _train(cfg, main)
+        except Exception as e:  # the stop the terminal will show, in the log too
+            LOGGER.error(f"error: {e}")
+            raise
 
 
 def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
     if cfg.ckpt_path is None and (requeued := requeued_checkpoint(cfg.run_dir)) is not None:
         cfg = dataclasses.replace(cfg, ckpt_path=str(requeued))
-        print(f"requeued job: resuming from {requeued}", file=sys.stderr)
+        say(f"requeued job: resuming from {requeued}")
     if main:
         check_run_dir(cfg.run_dir, cfg.ckpt_path, cfg.overwrite)
-        print(f"run directory: {Path(cfg.run_dir).resolve()}", file=sys.stderr)
+        say(f"run directory: {Path(cfg.run_dir).resolve()}")
     ckpt = load_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None  # refuses unsafe files
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     if ckpt is not None:
         check_resume(ckpt, cfg.ckpt_path, module.hparams.run_config)
     elif main and cfg.overwrite and (removed := clear_previous_run(cfg.run_dir)):
-        print(f"overwrite=true: removed the previous run's {', '.join(removed)}", file=sys.stderr)
+        say(f"overwrite=true: removed the previous run's {', '.join(removed)}")
     if main:
         record_job(cfg.run_dir)
     trainer = build_trainer(cfg, ckpt["global_step"] if ckpt is not None else None, main)
@@ -95,8 +100,7 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
             wandb.finish()
     if main:
         run = Path(cfg.run_dir).resolve()
-        print(f"done: {run / 'checkpoints' / 'last.ckpt'} (sample grids in {run / 'samples'})",
-              file=sys.stderr)  # fmt: skip
+        say(f"done: {run / 'checkpoints' / 'last.ckpt'} (sample grids in {run / 'samples'})")
     return trainer
 
 

@@ -1,0 +1,38 @@
+"""--help, --cfg job and config errors answer before anything heavy is imported: no Lightning,
+torchvision or scipy.optimize (their import is what made them slow; benchmarks/startup.py times
+them against import torch)."""
+
+import subprocess
+
+import pytest
+
+from conftest import PYTHON, REPO
+
+PROBE = """
+import runpy, sys
+sys.argv = [{script!r}, *{args!r}]
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit:
+    pass
+heavy = [m for m in ("lightning", "torchvision", "scipy.optimize", "ddpm.training") if m in sys.modules]
+print("HEAVY", heavy, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("train.py", ["--help"]),
+        ("train.py", ["--cfg", "job"]),
+        ("train.py", ["schedul=cosine"]),
+        ("sample.py", ["--help"]),
+        ("evaluate.py", ["ckpt=x", "protocol=edn"]),
+    ],
+)
+def test_nothing_heavy_is_imported_before_the_config_is_checked(script, args):
+    code = PROBE.format(script=str(REPO / script), args=args)
+    proc = subprocess.run(
+        [PYTHON, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
