@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-fast lint bench clean
+.PHONY: install train test test-fast lint docs bench clean
 
 # Re-install when pyproject.toml or constraints.txt is newer than the last install.
 $(STAMP): pyproject.toml constraints.txt
@@ -23,6 +23,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks train.py sample.py evaluate.py

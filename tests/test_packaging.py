@@ -62,3 +62,18 @@ def test_a_wheel_installed_outside_the_checkout_trains_and_samples(tmp_path):
     assert (work / "out" / "samples.npz").is_file()
     helped = run(PYTHON, str(site / "bin" / "ddpm-evaluate"), "--help")
     assert "protocol: adm, edm, edm2, quick" in helped.stdout
+
+
+@pytest.mark.slow
+def test_the_gpu_kit_runs_at_tiny_sizes_on_the_cpu():
+    """benchmarks/gpu.py cannot rot: its --tiny run prints the whole table."""
+    proc = subprocess.run(
+        [PYTHON, str(REPO / "benchmarks" / "gpu.py"), "--tiny"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("UNet (1.0 M) train, batch 4 |", "channels-last |", "DiT (tiny)",
+                "DDP grad-strides warning", "sampling at 20 calls", "Inception features",
+                "50,000 samples", "21 steps/s"):  # fmt: skip
+        assert row in proc.stdout, (row, proc.stdout)
