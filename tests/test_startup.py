@@ -2,6 +2,7 @@
 torchvision or scipy.optimize (their import is what made them slow; benchmarks/startup.py times
 them against import torch)."""
 
+import re
 import subprocess
 
 import pytest
@@ -36,3 +37,21 @@ def test_nothing_heavy_is_imported_before_the_config_is_checked(script, args):
         [PYTHON, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("script", ["train.py", "sample.py", "evaluate.py"])
+def test_help_describes_every_top_level_key_in_one_line(script):
+    out = subprocess.run(
+        [PYTHON, str(REPO / script), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    described = out.split("Top-level keys:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    keys_section = out.split("+KEY=VALUE adds a key a config does not have):\n", 1)[1]
+    top = [line[2:].split(":")[0] for line in keys_section.splitlines() if re.match(r"  \w", line)]
+    assert [line.split(":")[0].strip() for line in described] == top
+    for line in described:
+        key, _, text = line.strip().partition(": ")
+        assert len(text) > 10, f"{script} --help: {key} has no description"

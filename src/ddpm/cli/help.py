@@ -11,6 +11,36 @@ from omegaconf import OmegaConf
 from ddpm.cli.messages import group_options
 from ddpm.cli.preflight import search_dirs
 
+# What the keys a group brings (or a protocol sets) are for; the root config's own keys are
+# described by their comments in conf/<script>.yaml.
+GROUP_KEYS = {
+    "model": "the model family and its training: prediction, loss, lr, EMA, conditioning",
+    "dataset": "the data: its files, image size, batch size, workers",
+    "network": "the network's architecture (shape and classes come from the data)",
+    "path": "the formulation: forward process, training noise levels, loss weight",
+    "schedule": "the betas of the discrete chain (path=ddpm)",
+    "sampler": "the sampler and its options (steps, spacing, eta, order, ...)",
+    "trainer": "Lightning Trainer arguments: devices, precision, max_steps, ...",
+    "logger": "where the metrics go (csv, tensorboard, wandb)",
+    "callbacks": "checkpoints, sample grids, progress (any of them =null to drop it)",
+    "ema": "the averaged weights: one EMA or post-hoc EMA snapshots",
+    "latent": "the autoencoder whose latents the model trains on (none: pixels)",
+    "protocol": "how evaluate.py scores: seed sets, reference, metrics, headline",
+    "num_samples": "how many samples to draw (evaluate.py: the protocol sets it)",
+    "run_dir": "where this run writes (hydra.run.dir=DIR sets it)",
+}
+
+
+def key_descriptions(root_yaml: Path) -> dict[str, str]:
+    """``key: value  # description`` comments of a root config's top-level keys."""
+    import re
+
+    out = {}
+    for line in root_yaml.read_text().splitlines():
+        if m := re.match(r"^(\w+):[^#]*#\s*(.+)$", line):
+            out[m.group(1)] = m.group(2).strip()
+    return out | {k: v for k, v in GROUP_KEYS.items() if k not in out}
+
 
 def print_help(config_name: str, conf: Path, args: argparse.Namespace) -> None:
     from hydra._internal.hydra import Hydra
@@ -48,6 +78,9 @@ def print_help(config_name: str, conf: Path, args: argparse.Namespace) -> None:
         )
     body = OmegaConf.to_container(cfg, resolve=False)
     body.pop("hydra", None)
+    described = key_descriptions(conf / f"{config_name}.yaml")
+    lines += ["", "Top-level keys:"]
+    lines += [f"  {key}: {described.get(key, '')}".rstrip() for key in body]
     lines += ["", "Keys (KEY=VALUE; +KEY=VALUE adds a key a config does not have):"]
     lines += ["  " + line for line in OmegaConf.to_yaml(body).rstrip().splitlines()]
     lines += [
