@@ -1,5 +1,5 @@
 """Training steps per second of the digits default's UNet against DiT-S/2 on pixels, with REPA
-and on a VAE's latents, measured in the same run (the README's "Transformers on the digits"
+and on a VAE's latents, measured in the same run (docs/results.md, "Transformers on the digits"
 table turns the rates into seconds for the default's 2300 steps).
 
     python benchmarks/backbones.py --vae RUN/checkpoints/last.ckpt [--steps 60] [--repeats 2]

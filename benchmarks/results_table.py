@@ -1,4 +1,4 @@
-"""Train and score the README's results table (issue 8) by the commands it shows.
+"""Train and score the comparison table of docs/results.md by the commands it shows.
 
     python benchmarks/results_table.py [--root results] [--only digits|toy2d] [--dry-run]
 

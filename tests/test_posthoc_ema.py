@@ -91,7 +91,7 @@ def test_the_tracked_width_is_rebuilt_and_a_left_out_one_approximated(run, tmp_p
     ema = {k[4:]: v for k, v in rebuilt["state_dict"].items() if k.startswith("ema.")}
     assert _rel_error(ema, last["state_dict"], "ema.") <= 1e-3
     # the 0.10 average from the 0.05 snapshots alone (20 snapshots of 40 steps): measured profile
-    # fit error 0.148 and weight error 0.043 (the digits run's figures are in the README)
+    # fit error 0.148 and weight error 0.043 (the digits run's figures are in docs/results.md)
     snapshots = read_snapshots(run)
     assert len(snapshots) == 20
     weights, fit = reconstruct(snapshots, 0.10, 40, exclude=0.10)

@@ -86,6 +86,6 @@ def print_help(config_name: str, conf: Path, args: argparse.Namespace) -> None:
     lines += [
         "",
         "Exit codes: 0 done; 2 bad input (one 'error:' line names it); 3 the loss diverged;",
-        "130 Ctrl-C, 143 SIGTERM (after saving last.ckpt). See README.md.",
+        "130 Ctrl-C, 143 SIGTERM (after saving last.ckpt). See docs/guarantees.md.",
     ]
     print("\n".join(lines))

@@ -8,7 +8,7 @@ whose timesteps ``1000 t`` are our ``c_noise``; both with a ``model_index.json``
 ``DDPMPipeline.from_pretrained(OUT_DIR)`` runs them. ``path=edm`` (``precond: edm``) writes an
 ``EDMEulerScheduler`` whose preconditioning is ours; diffusers has no pipeline for an
 unconditional UNet that scales its input, so that folder is run with the scheduler's own loop
-(README, Interoperability). A DiT (``network=dit_*``) is written as a
+(docs/interoperability.md). A DiT (``network=dit_*``) is written as a
 ``DiTTransformer2DModel`` in ``transformer/`` (:func:`export_dit`). Other paths export as
 safetensors.
 """

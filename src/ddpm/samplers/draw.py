@@ -49,7 +49,7 @@ def network_denoiser(
     ``channels_last`` hands the network its images in channels-last memory format (the same
     values; only the layout of the convolutions changes). On CPU (oneDNN) that measured ~20%
     faster for inference of the Ho et al. CIFAR-10 UNet (794 vs 976 ms, batch 8) and no faster for
-    the 8x8 digits UNet (``benchmarks/unet_step.py``, README); on GPUs it is unmeasured."""
+    the 8x8 digits UNet (``benchmarks/unet_step.py``, docs/results.md); on GPUs it is unmeasured."""
     variance = variance or ("learned_range" if learned else "fixed_small")
     path = as_path(path)
     if channels_last:

@@ -3,7 +3,7 @@ own keyword options. ``conf/sampler/NAME.yaml`` is exactly this, with ``_target_
 function; the Python facade :func:`ddpm.samplers.sample` reads the same files
 (:func:`builtin_sampler`), so both share one set of defaults.
 
-Every sampler has one signature (README, "Extending")::
+Every sampler has one signature (docs/extending.md)::
 
     fn(denoiser, x_T, sigmas, *, generator=None, callback=None, **options) -> x_0
 """
