@@ -98,7 +98,7 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     protocol = cfg.protocol
     fabric = _launch(cfg, loaded, options)  # a bad device setting fails before feature work
     cache_dir = Path(cfg.fid.cache_dir).expanduser()
-    extractor = _extractor(loaded, datamodule, cfg, fabric.device)
+    extractor = _extractor(loaded, datamodule, cfg, cache_dir, fabric.device)
     reference = _reference(protocol, extractor, datamodule, cache_dir, fabric)
     num_samples = cfg.num_samples
     if protocol.cap_to_reference and num_samples > reference.size:
@@ -146,9 +146,8 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     return metrics
 
 
-def _extractor(loaded, datamodule, cfg, device):
+def _extractor(loaded, datamodule, cfg, cache_dir: Path, device):
     """The data kind's feature extractor, with DINOv2's when the protocol asks for FD-DINOv2."""
-    cache_dir = Path(cfg.fid.cache_dir).expanduser()
     extractor = make_extractor(loaded, datamodule, cfg.fid.weights_path, cache_dir, device)
     if "dinov2" not in cfg.protocol.spaces():
         return extractor
