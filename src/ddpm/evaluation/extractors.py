@@ -41,11 +41,12 @@ class FeatureExtractor:
         raise NotImplementedError
 
     def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
-        return {"pool": self(x)} if set(spaces) <= {"pool"} else self._unsupported(spaces)
+        self._check_spaces(spaces)
+        return {"pool": self(x)}
 
-    def _unsupported(self, spaces):
-        missing = sorted(set(spaces) - set(self.provides))
-        raise ValueError(f"the {self.name} features have no {', '.join(missing)} space")
+    def _check_spaces(self, spaces) -> None:
+        if missing := sorted(set(spaces) - set(self.provides)):
+            raise ValueError(f"the {self.name} features have no {', '.join(missing)} space")
 
 
 def spatial_block(feature_map: Tensor, channels: int = 7) -> Tensor:
@@ -110,8 +111,7 @@ class InceptionExtractor(FeatureExtractor):
 
     @torch.no_grad()
     def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
-        if not set(spaces) <= set(self.provides):
-            self._unsupported(spaces)
+        self._check_spaces(spaces)
         out: dict[str, list[Tensor]] = {s: [] for s in spaces}
         for chunk in x.split(self.batch_size):
             img = to_uint8(chunk)
@@ -167,8 +167,7 @@ class ClassifierExtractor(FeatureExtractor):
     def features(self, x: Tensor, spaces=("pool",)) -> dict[str, Tensor]:
         """The classifier's analogues of ADM's spaces: its 128-d feature layer (``pool``), the
         first 7 channels of its last convolution's map (``spatial``) and its logits."""
-        if not set(spaces) <= set(self.provides):
-            self._unsupported(spaces)
+        self._check_spaces(spaces)
         x = to_uint8(x).double() / 127.5 - 1.0  # score what a saved image would show
         f, logits = self.model(x)
         found = {"pool": f, "logits": logits}

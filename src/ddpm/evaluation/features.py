@@ -75,12 +75,14 @@ def real_features(
 
 def real_feature_spaces(
     extractor: FeatureExtractor, datamodule, cache_dir: Path, fabric, split: str = "test",
-    spaces: tuple[str, ...] = ("pool",),
+    spaces: tuple[str, ...] = ("pool",), x: Tensor | None = None,
 ) -> dict[str, Tensor]:  # fmt: skip
     """Features of the real split in each of ``spaces``, cached on disk (float64, written
     atomically) by dataset, split, extractor, space and a digest of the split's data, so a change
-    to the data (its scaling, size or seed) is never scored against features of the old data."""
-    x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
+    to the data (its scaling, size or seed) is never scored against features of the old data.
+    ``x``: the split's images, when the caller has loaded them already."""
+    if x is None:
+        x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
     digest = hashlib.sha1(x.double().numpy().tobytes()).hexdigest()[:12]
     stem = f"features-{datamodule.info.name}-{split}-{extractor.name}"
     paths = {s: cache_dir / f"{stem}{'' if s == 'pool' else '-' + s}-{digest}.pt" for s in spaces}
@@ -121,9 +123,7 @@ class WithDINOv2(FeatureExtractor):
 
 def score_samples(x: Tensor, extractor: FeatureExtractor, real: Tensor, fabric) -> dict:
     """FID (+ KID, precision/recall, or point-cloud distances) of samples against real features."""
-    rank, world = (fabric.global_rank, fabric.world_size) if fabric else (0, 1)
-    idx = shard(len(x), rank, world)
-    fake = gather_in_order(fabric, extractor(x[idx.start : idx.stop]), len(x))
+    fake = extract_in_order(extractor, x, fabric, ("pool",))["pool"]
     metrics = {
         "fid": frechet_distance(*feature_statistics(fake), *feature_statistics(real)),
         "feature_extractor": extractor.name,

@@ -49,10 +49,12 @@ def from_split(
     return Reference(f"the {datamodule.info.name} {split} split ({n} images)", feats, {}, n)
 
 
-def from_batch(path: str | Path, extractor: FeatureExtractor, fabric, spaces) -> Reference:
-    """A reference batch file; stored statistics are used only if they were computed by the same
-    extractor (ADM's batches: Inception)."""
-    batch = read_batch(path)
+def from_batch(
+    path: str | Path, extractor: FeatureExtractor, fabric, spaces, batch: ImageBatch | None = None
+) -> Reference:
+    """A reference batch file (``batch``: its content, when already read); stored statistics are
+    used only if they were computed by the same extractor (ADM's batches: Inception)."""
+    batch = read_batch(path) if batch is None else batch
     same = batch.meta.get("feature_extractor", "inception-v3-compat") == extractor.name
     stats = {s: v for s, v in batch.stats.items() if s in spaces and (same or s == "dinov2")}
     if "dinov2" in stats and batch.meta.get("dinov2") != getattr(extractor, "dinov2_name", None):
@@ -70,7 +72,7 @@ def reference_batch(
     if isinstance(extractor, IdentityExtractor):
         raise ValueError(f"{datamodule.info.name} is not image data: reference batches hold images")
     x, _ = dataset_tensors(getattr(datamodule, f"{split}_set"))
-    feats = real_feature_spaces(extractor, datamodule, cache_dir, None, split, spaces)
+    feats = real_feature_spaces(extractor, datamodule, cache_dir, None, split, spaces, x)
     meta = {
         "split": split, "dataset": datamodule.info.name, "feature_extractor": extractor.name,
         "num_images": str(len(x)),

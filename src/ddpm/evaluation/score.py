@@ -70,7 +70,7 @@ def score(args: argparse.Namespace) -> dict:
     extractor = _extractor(ref.meta, args)
     if "dinov2" in protocol.spaces():
         extractor = WithDINOv2(extractor, DINOv2Extractor(args.dinov2_weights, args.device))
-    reference = from_batch(args.reference, extractor, None, protocol.spaces())
+    reference = from_batch(args.reference, extractor, None, protocol.spaces(), ref)
     fake = extract_in_order(extractor, samples.data_space(), None, protocol.spaces())
     out = score_features(fake, reference, metrics, protocol)
     return out | {
