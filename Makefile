@@ -30,6 +30,7 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks train.py sample.py evaluate.py
 	$(VENV)/bin/ruff format --check src tests benchmarks train.py sample.py evaluate.py
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) outputs multirun

@@ -55,3 +55,33 @@ def test_help_describes_every_top_level_key_in_one_line(script):
     for line in described:
         key, _, text = line.strip().partition(": ")
         assert len(text) > 10, f"{script} --help: {key} has no description"
+
+
+def _cli(*args):
+    return subprocess.run(
+        [PYTHON, str(REPO / "train.py"), *args], cwd=REPO, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args,named",
+    [
+        (["--cfg", "job", "schedul=cosine"], "did you mean schedule?"),
+        (["--cfg", "job", "network=unett"], "did you mean network=unet?"),
+        (["--info", "config", "experiment=toy2d", "dataset.nme=x"], "did you mean dataset.name?"),
+    ],
+)
+def test_cfg_and_info_refuse_a_misspelt_key_in_one_line(args, named):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and named in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_cfg_prints_an_incomplete_config():
+    """--cfg composes but does not parse: a required value still missing (model.init=???) is
+    printed for the user to see, not refused."""
+    proc = _cli("--cfg", "job", "experiment=digits_ect")
+    assert proc.returncode == 0, proc.stderr
+    assert "init: ???" in proc.stdout

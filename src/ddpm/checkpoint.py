@@ -65,8 +65,8 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
-        found = re.search(r"GLOBAL ([\w.]+)", str(e))
-        what = f" ({found.group(1)})" if found else ""
+        pickled = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" ({pickled.group(1)})" if pickled else ""
         raise CheckpointError(
             f"refusing to load {path}: it holds pickled Python objects{what}, not only tensors "
             f"and plain containers, and unpickling them could run code. Only a checkpoint of "
@@ -104,7 +104,8 @@ class _WriteRecorder:
     what they are."""
 
     def __init__(self, f) -> None:
-        self._f, self.error = f, None
+        self._f = f
+        self.error: BaseException | None = None
 
     def write(self, data) -> int:
         try:

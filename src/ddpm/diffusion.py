@@ -112,6 +112,7 @@ def p_mean_variance(
     """
     pred, v = split_output(out, variance)
     if variance == "learned_range":
+        assert v is not None  # split_output returns v for learned_range
         log_var = learned_range_log_variance(schedule, v, k)
     elif variance == "analytic":
         if analytic_log_variance is None:

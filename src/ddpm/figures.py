@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -59,9 +60,11 @@ def save_scatter(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5))
+    # (N, 2) points transposed unpack to exactly x and y
     if reference is not None:
-        ax.scatter(*reference.cpu().T, s=2, c="0.75", label="data")
-    ax.scatter(*points.detach().cpu().float().T, s=2, c="tab:blue", label="samples")
+        ax.scatter(*cast("tuple[Tensor, Tensor]", reference.cpu().T), s=2, c="0.75", label="data")
+    xy = cast("tuple[Tensor, Tensor]", points.detach().cpu().float().T)
+    ax.scatter(*xy, s=2, c="tab:blue", label="samples")
     ax.set_xlim(-1.6, 1.6)
     ax.set_ylim(-1.6, 1.6)
     ax.set_aspect("equal")

@@ -52,6 +52,7 @@ def ode_log_likelihood(
                     g = torch.autograd.grad(flat[:, i].sum(), x, retain_graph=i < d - 1)[0]
                     tr = tr + g.reshape(n, -1)[:, i]
             else:
+                assert v is not None  # drawn above when not exact_trace
                 g = torch.autograd.grad((dx * v).sum(), x)[0]
                 tr = (g * v).reshape(n, -1).sum(1)
         return torch.cat([dx.detach().reshape(n, -1), tr.detach()[:, None]], dim=1)

@@ -14,9 +14,10 @@ Conventions used everywhere in :mod:`ddpm`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, cast, get_args
 
 import torch
 from torch import Tensor
@@ -178,8 +179,9 @@ def make_schedule(
     cosine, ``start``/``end``/``tau`` for sigmoid).
     """
     check_arguments(make_schedule, {"name": name, "num_timesteps": num_timesteps}, "schedule.")
-    check_call(BUILDERS[name], kwargs, "schedule", provided=["num_timesteps"])
-    return Schedule.from_betas(BUILDERS[name](num_timesteps, **kwargs), name=name)
+    build = cast("Callable[..., Tensor]", BUILDERS[name])  # a dict of differing signatures
+    check_call(build, kwargs, "schedule", provided=["num_timesteps"])
+    return Schedule.from_betas(build(num_timesteps, **kwargs), name=name)
 
 
 def from_alphas_cumprod(

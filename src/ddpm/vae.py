@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -20,7 +21,7 @@ from ddpm.likelihood import (
     gaussian_kl,
     gaussian_log_likelihood,
 )
-from ddpm.random import randn, sample_generators
+from ddpm.random import Generator, randn, sample_generators
 
 DECODERS = ("discretized", "gaussian")
 
@@ -41,7 +42,7 @@ def decoder_log_likelihood(x: Tensor, mean: Tensor, log_var: Tensor, decoder: st
     raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
 
 
-def reparameterize(mean: Tensor, log_var: Tensor, generator=None) -> Tensor:
+def reparameterize(mean: Tensor, log_var: Tensor, generator: Generator = None) -> Tensor:
     """``z = mean + sigma * eps``, ``eps ~ N(0, I)`` (Kingma & Welling 2014, eq. 10).
     ``generator``: one (on ``mean``'s device), or a list with one per row, so that an example's
     noise does not depend on the batch it is in."""
@@ -64,7 +65,7 @@ def elbo(vae, x: Tensor, decoder: str, generator=None) -> dict[str, Tensor]:
     ``kl``, each of shape ``(N,)``. Equality holds when ``q(z|x)`` is the true posterior."""
     mean, log_var = vae.encode(x)
     z = reparameterize(mean, log_var, generator)
-    rec = decoder_log_likelihood(x, *vae.decode(z), decoder)
+    rec = decoder_log_likelihood(x, *cast("tuple[Tensor, Tensor]", vae.decode(z)), decoder)
     kl = kl_to_prior(mean, log_var)
     return {"elbo": rec - kl, "reconstruction": rec, "kl": kl}
 
@@ -80,7 +81,11 @@ def log_importance_weights(
         z = reparameterize(mean, log_var, generator)
         log_prior = _sum_dims(gaussian_log_likelihood(z, torch.zeros_like(z), torch.zeros_like(z)))
         log_q = _sum_dims(gaussian_log_likelihood(z, mean, log_var))
-        out.append(decoder_log_likelihood(x, *vae.decode(z), decoder) + log_prior - log_q)
+        out.append(
+            decoder_log_likelihood(x, *cast("tuple[Tensor, Tensor]", vae.decode(z)), decoder)
+            + log_prior
+            - log_q
+        )
     return torch.stack(out)
 
 

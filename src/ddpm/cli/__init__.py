@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ddpm.checkpoint import CheckpointError
 from ddpm.checks import ConfigError
 from ddpm.data.info import DatasetNotFoundError
+
+if TYPE_CHECKING:
+    from ddpm.training.errors import NonFiniteLossError, RunTerminated
 
 USER_ERRORS = (
     ConfigError,
@@ -36,7 +39,7 @@ def fail(error: BaseException | str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def _run_stops() -> tuple[type[BaseException], ...]:
+def _run_stops() -> tuple[type[NonFiniteLossError] | type[RunTerminated], ...]:
     """A run's stops (divergence, SIGTERM), once the training code is loaded: evaluated when an
     exception arrives, so ``--help`` and config checks never import the training package."""
     errors = sys.modules.get("ddpm.training.errors")
@@ -71,8 +74,9 @@ def _task(config_name: str, fn: Callable | str) -> Callable:
 
             module, _, name = fn.partition(":")
             fn = getattr(importlib.import_module(module), name)
+        job = cast(Callable, fn)  # a function by now (imported above when it was named)
         with isolated_job():  # each job of a sweep gets its own process group and DDP env
-            call(lambda: fn(PARSERS[config_name](plain(cfg))))
+            call(lambda: job(PARSERS[config_name](plain(cfg))))
 
     return task
 
@@ -95,11 +99,10 @@ def run(config_name: str, fn: Callable | str) -> None:
     if args.help:
         call(print_help, config_name, conf, args)
         return
-    checks_config = (
-        not (args.cfg or args.info or args.shell_completion or args.hydra_help)
-        and not args.experimental_rerun
-    )
-    if checks_config:
-        call(preflight, config_name, conf, args, PARSERS[config_name])
+    if not (args.shell_completion or args.hydra_help or args.experimental_rerun):
+        # --cfg and --info print the composed config: composed (a misspelt key or option is one
+        # line), not parsed, so an incomplete config still prints
+        parse = None if args.cfg or args.info else PARSERS[config_name]
+        call(preflight, config_name, conf, args, parse)
     main = hydra.main(config_path=str(conf), config_name=config_name, version_base=None)
     main(_task(config_name, fn))()

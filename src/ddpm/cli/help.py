@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -76,7 +77,7 @@ def print_help(config_name: str, conf: Path, args: argparse.Namespace) -> None:
         lines.append(
             f"  hydra/launcher: basic*, {', '.join(group_options(dirs, 'hydra/launcher'))}"
         )
-    body = OmegaConf.to_container(cfg, resolve=False)
+    body = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))
     body.pop("hydra", None)
     described = key_descriptions(conf / f"{config_name}.yaml")
     lines += ["", "Top-level keys:"]

@@ -98,7 +98,7 @@ def unknown_key(dotted: str, search_dirs: list[Path], config: dict | None) -> st
             f"; did you mean {hint}?" if hint else f" (groups: {', '.join(groups(search_dirs))})"
         )
     node = config
-    path = []
+    path: list[str] = []
     for part in dotted.split(".")[:-1]:
         if not isinstance(node, dict) or part not in node:
             break

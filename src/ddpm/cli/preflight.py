@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -41,7 +41,7 @@ def plain(cfg: DictConfig, run_dir: str | None = None) -> dict[str, Any]:
         cfg.pop("hydra", None)
         if run_dir is not None and OmegaConf.is_interpolation(cfg, "run_dir"):
             cfg.run_dir = run_dir
-    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
 
 
 def job_overrides(args: argparse.Namespace) -> list[list[str]]:
@@ -59,10 +59,11 @@ def job_overrides(args: argparse.Namespace) -> list[list[str]]:
 
 
 def preflight(
-    config_name: str, conf: Path, args: argparse.Namespace, parse: Callable[[dict], Any]
+    config_name: str, conf: Path, args: argparse.Namespace, parse: Callable[[dict], Any] | None
 ) -> None:
     """Compose and parse every job's config; raise ConfigError with one line on the first bad
-    one (naming the job of a sweep)."""
+    one (naming the job of a sweep). ``parse=None`` only composes (``--cfg``, ``--info``: a
+    misspelt key or option is refused, an incomplete config is still printed)."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.global_hydra import GlobalHydra
@@ -88,11 +89,12 @@ def preflight(
         for n, overrides in enumerate(jobs):
             dirs = search_dirs(conf, args, overrides)
             where = f" (job {n} of the sweep: {' '.join(overrides)})" if len(jobs) > 1 else ""
-            base = None
+            base: dict | None = None
             try:
                 cfg = hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN)
-                base = OmegaConf.to_container(cfg, resolve=False)
-                parse(plain(cfg, run_dir=f"<{config_name} run dir>"))
+                base = cast(dict, OmegaConf.to_container(cfg, resolve=False))
+                if parse is not None:
+                    parse(plain(cfg, run_dir=f"<{config_name} run dir>"))
             except ConfigError as e:
                 raise ConfigError(f"{e}{where}") from None
             except (HydraException, OmegaConfBaseException) as e:
@@ -116,7 +118,7 @@ def _base_config(hydra, config_name: str, overrides=()) -> dict | None:
     for attempt in (choices, []):
         try:
             cfg = hydra.compose_config(config_name, attempt, run_mode=RunMode.RUN)
-            return OmegaConf.to_container(cfg, resolve=False)
+            return cast(dict, OmegaConf.to_container(cfg, resolve=False))
         except Exception:  # noqa: BLE001 - the next attempt, or no config to suggest from
             continue
     return None

@@ -101,7 +101,7 @@ _NOT_HERE = {
 
 
 def _parse_draw(cls, raw: Mapping[str, Any], script: str):
-    groups = ("sampler", "denoiser", "trainer", "guidance")
+    groups: tuple[str, ...] = ("sampler", "denoiser", "trainer", "guidance")
     if cls is EvaluateConfig:
         groups += ("fid", "protocol")
     scalar = [f.name for f in fields(cls) if f.name not in groups]
@@ -111,7 +111,7 @@ def _parse_draw(cls, raw: Mapping[str, Any], script: str):
     values.pop("fid", None), values.pop("protocol", None)
     if not values["ckpt"]:
         raise ConfigError(f"ckpt is required: python {script} ckpt=path/to/checkpoints/last.ckpt")
-    extra = {}
+    extra: dict[str, Any] = {}
     if cls is EvaluateConfig:
         fid = raw.get("fid") or {}
         unknown_keys(fid, [f.name for f in fields(FidConfig)], "fid")

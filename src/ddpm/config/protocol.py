@@ -85,7 +85,7 @@ class ProtocolConfig:
         return [seed + i for i in range(self.seed_sets)]
 
 
-def missing_dinov2_weights(path: str | None) -> str:
+def missing_dinov2_weights(path: str | Path | None) -> str:
     return (
         f"FD-DINOv2 needs DINOv2 ViT-L/14 weights, and fid.dinov2_weights={path or 'null'} is not a file: "
         f"download {DINOV2_URL} and pass fid.dinov2_weights=/path/to/{DINOV2_FILE}"

@@ -14,7 +14,7 @@ import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ddpm.checks import (
     ConfigError,
@@ -30,6 +30,9 @@ from ddpm.models import SamplingOptions
 from ddpm.repa.loss import REPAConfig
 from ddpm.samplers.denoiser import ReverseVariance
 from ddpm.samplers.spec import SamplerSpec
+
+if TYPE_CHECKING:
+    from ddpm.paths.base import Path as DiffusionPath
 
 # arguments the framework passes itself
 NETWORK_INPUTS = (
@@ -246,7 +249,7 @@ def parse_train(raw: Mapping[str, Any]) -> TrainConfig:
     denoiser = DenoiserConfig.parse(raw.get("denoiser"))
     if path is not None:
         sampler.check_steps(path.build(), denoiser.quantize)  # builds it: cheap, complete check
-        path.fn.check_variance(denoiser.variance)
+        cast("type[DiffusionPath]", path.fn).check_variance(denoiser.variance)
     if denoiser.variance == "analytic":
         raise ConfigError(
             "denoiser.variance=analytic needs the Gamma estimates of a trained network, which a "

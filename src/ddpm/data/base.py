@@ -63,8 +63,8 @@ class DiffusionDataModule(L.LightningDataModule):
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
         self._info: DataInfo | None = None
-        self._train: Dataset | None = None
-        self._test: Dataset | None = None
+        self._train: CheckedDataset | None = None
+        self._test: CheckedDataset | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -85,7 +85,7 @@ class DiffusionDataModule(L.LightningDataModule):
         """:attr:`info` when it is known without reading the data (``None`` otherwise)."""
         return self._info
 
-    def check_available(self) -> None:
+    def check_available(self) -> object:
         """Raise before training when the data is not on disk (overridden where it can be)."""
 
     def build(self) -> tuple[Dataset, Dataset]:
@@ -99,12 +99,12 @@ class DiffusionDataModule(L.LightningDataModule):
             self._test = CheckedDataset(test, name)
 
     @property
-    def train_set(self) -> Dataset:
+    def train_set(self) -> CheckedDataset:
         self.setup()
         return self._train  # type: ignore[return-value]
 
     @property
-    def test_set(self) -> Dataset:
+    def test_set(self) -> CheckedDataset:
         self.setup()
         return self._test  # type: ignore[return-value]
 

@@ -39,6 +39,8 @@ class TorchvisionDataModule(DiffusionDataModule):
     """``name``: mnist, fashion_mnist or cifar10. ``flip`` adds random horizontal flips (Ho et al.
     use them for CIFAR-10)."""
 
+    name: str  # always set by __init__ (Lightning declares it optional)
+
     def __init__(
         self,
         name: Literal["mnist", "fashion_mnist", "cifar10"] = "cifar10",

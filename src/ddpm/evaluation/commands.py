@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import cast
 
 from ddpm.checkpoint import CheckpointError
 from ddpm.config import EvaluateConfig, SampleConfig, parse_evaluate, parse_sample
@@ -54,7 +55,7 @@ def sample(cfg: SampleConfig | Mapping) -> Path:
     ``samples.png`` (and ``trajectory.png``) into ``cfg.run_dir``."""
     if not isinstance(cfg, SampleConfig):
         cfg = parse_sample(cfg)
-    loaded = load_model(cfg.ckpt, cfg.use_ema)
+    loaded = load_model(cast(str, cfg.ckpt), cfg.use_ema)  # parsing requires a ckpt
     options = _options(cfg)
     loaded.model.check_sampling(cfg.sampler, options, cfg.trajectory)
     labels = make_labels(loaded, cfg.class_label, cfg.num_samples)
@@ -83,7 +84,7 @@ def evaluate(cfg: EvaluateConfig | Mapping) -> dict:
     if not isinstance(cfg, EvaluateConfig):
         cfg = parse_evaluate(cfg)
     start = time.perf_counter()
-    loaded = load_model(cfg.ckpt, cfg.use_ema)
+    loaded = load_model(cast(str, cfg.ckpt), cfg.use_ema)  # parsing requires a ckpt
     model = loaded.model
     options = _options(cfg)
     model.check_sampling(cfg.sampler, options)

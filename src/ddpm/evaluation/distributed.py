@@ -8,6 +8,7 @@ sample ``i`` is seeded by ``(seed, i)``, the gathered result does not depend on 
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -29,7 +30,7 @@ def make_fabric(
         devices=devices,
         num_nodes=num_nodes,
         strategy="ddp" if multi else "auto",
-        precision=precision,
+        precision=cast(Any, precision),  # a config string, which Fabric checks
     )
     fabric.launch()
     return fabric
@@ -49,5 +50,5 @@ def gather_in_order(fabric: L.Fabric | None, local: Tensor, n: int) -> Tensor:
     per = math.ceil(n / fabric.world_size)
     padded = torch.zeros((per, *local.shape[1:]), dtype=local.dtype, device=fabric.device)
     padded[: len(local)] = local.to(fabric.device)
-    gathered = fabric.all_gather(padded)  # (world, per, ...)
+    gathered = cast(Tensor, fabric.all_gather(padded))  # (world, per, ...)
     return gathered.reshape(-1, *local.shape[1:])[:n].cpu()

@@ -86,8 +86,8 @@ def real_feature_spaces(
     digest = hashlib.sha1(x.double().numpy().tobytes()).hexdigest()[:12]
     stem = f"features-{datamodule.info.name}-{split}-{extractor.name}"
     paths = {s: cache_dir / f"{stem}{'' if s == 'pool' else '-' + s}-{digest}.pt" for s in spaces}
-    found = {s: _load_cached(p) for s, p in paths.items()}
-    found = {s: f for s, f in found.items() if f is not None and len(f) == len(x)}
+    cached = {s: _load_cached(p) for s, p in paths.items()}
+    found = {s: f for s, f in cached.items() if f is not None and len(f) == len(x)}
     if missing := tuple(s for s in spaces if s not in found):
         computed = extract_in_order(extractor, x, fabric, missing)
         if fabric is None or fabric.global_rank == 0:

@@ -109,6 +109,6 @@ def write_reference(path: str | Path, batch: ImageBatch) -> Path:
     for k, v in batch.meta.items():
         arrays[k] = np.array(v if isinstance(v, str) else json.dumps(v))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # no key is allow_pickle (numpy stub)
     os.replace(tmp, path)
     return path

@@ -34,7 +34,7 @@ def write_samples(
     if latents is not None:
         arrays["latents"] = latents.float().numpy()
     tmp = out_dir / f".samples.npz.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # no key is allow_pickle (numpy stub)
     os.replace(tmp, out_dir / "samples.npz")
     if is_image:
         save_image_grid(x[:256], out_dir / "samples.png")

@@ -14,6 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from torch import Tensor
 
@@ -23,6 +24,9 @@ from ddpm.evaluation.features import extract_in_order, real_feature_spaces
 from ddpm.evaluation.metrics import feature_statistics
 from ddpm.evaluation.npz import ImageBatch, NpzError, read_batch, write_reference
 from ddpm.figures import to_uint8
+
+if TYPE_CHECKING:
+    from ddpm.evaluation.features import WithDINOv2
 
 
 @dataclass
@@ -78,7 +82,7 @@ def reference_batch(
         "num_images": str(len(x)),
     }  # fmt: skip
     if "dinov2" in spaces:
-        meta["dinov2"] = extractor.dinov2_name
+        meta["dinov2"] = cast("WithDINOv2", extractor).dinov2_name  # the extractor it provides
     stats = {s: feature_statistics(f) for s, f in feats.items() if s != "logits"}
     return ImageBatch(to_uint8(x[:max_images]), stats, meta)
 
@@ -116,7 +120,7 @@ def _compose(argv: list[str]) -> dict:
     try:
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):
             raw = compose("reference", overrides=argv)
-        return OmegaConf.to_container(raw, resolve=True)
+        return cast(dict, OmegaConf.to_container(raw, resolve=True))
     except (HydraException, OmegaConfBaseException) as e:
         text = " ".join(str(e).split())
         if m := re.search(
@@ -136,7 +140,7 @@ def write(cfg: dict, out: str | Path) -> Path:
     datamodule = Plugin.from_config(cfg["dataset"], "dataset").build()
     datamodule.check_available()
     extractor = make_extractor(None, datamodule, fid["weights_path"], cache_dir, cfg["device"])
-    spaces = tuple(s for s in ("pool", "spatial") if s in extractor.provides)
+    spaces: tuple[str, ...] = tuple(s for s in ("pool", "spatial") if s in extractor.provides)
     if cfg["dinov2"]:
         extractor = WithDINOv2(extractor, DINOv2Extractor(fid["dinov2_weights"], cfg["device"]))
         spaces += ("dinov2",)

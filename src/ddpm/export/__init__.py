@@ -164,6 +164,7 @@ def export_safetensors(ckpt: str | Path, out_dir: str | Path, use_ema: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in loaded.net.state_dict().items()}
     save_file(state, out / "model.safetensors", metadata={"weights": "ema" if use_ema else "raw"})
+    assert loaded.recipe.config is not None  # load_model's recipe holds the run config
     config = dict(loaded.recipe.config) | {"weights": "ema" if use_ema else "raw"}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out

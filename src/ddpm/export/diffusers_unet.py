@@ -102,7 +102,7 @@ def unet_state_dict(state: Mapping[str, Tensor], kwargs: Mapping[str, Any]) -> d
     a down-sampler; the mid block; per level ``num_res_blocks + 1`` blocks and an up-sampler)."""
     kwargs = with_defaults(kwargs)
     levels, blocks = len(kwargs["ch_mult"]), kwargs["num_res_blocks"]
-    out = {}
+    out: dict[str, Tensor] = {}
     for a, b in [("conv_in", "conv_in"), ("time_embed.mlp.0", "time_embedding.linear_1"),
                  ("time_embed.mlp.2", "time_embedding.linear_2"), ("norm_out", "conv_norm_out"),
                  ("conv_out", "conv_out")]:  # fmt: skip

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ddpm.checks import ConfigError
+from ddpm.paths.base import Path
 from ddpm.paths.edm import EDMPath
 
 
@@ -52,7 +53,7 @@ class ConsistencyPath(EDMPath):
     kind: ClassVar[str] = "consistency"
 
     @classmethod
-    def of(cls, path: EDMPath) -> ConsistencyPath:
+    def of(cls, path: Path) -> ConsistencyPath:
         """``path`` with the consistency parametrisation (``precond: edm`` only: the vp and ve
         columns of Table 1 have no ``sigma_data`` to shift)."""
         if isinstance(path, cls):

@@ -25,6 +25,7 @@ dimensions here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -67,7 +68,11 @@ def meanflow_target(
     its math kernel inside the JVP (the fused CPU and flash kernels have no forward-mode
     derivative)."""
     with sdpa_kernel(SDPBackend.MATH):
-        u, dudt = torch.func.jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t)))
+        # torch types jvp's result as 2 or 3 values; without has_aux it is (output, jvp_out)
+        u, dudt = cast(
+            "tuple[Tensor, Tensor]",
+            torch.func.jvp(u_fn, (z, r, t), (v, torch.zeros_like(r), torch.ones_like(t))),
+        )
     gap = (t - r).reshape(-1, *[1] * (z.ndim - 1)).to(v)
     return u, (v - gap * dudt).detach()
 

@@ -103,10 +103,12 @@ class Autoencoder(ABC):
             else None
         )
         if self.shift_factor == "auto":
+            assert z is not None  # measured above: a factor is "auto"
             shift = float(z.mean())
         else:
             shift = own_shift if self.shift_factor is None else float(self.shift_factor)
         if self.scaling_factor == "auto":
+            assert z is not None  # measured above: a factor is "auto"
             scale = 1.0 / float((z - shift).pow(2).mean().sqrt().clamp_min(1e-12))
         else:
             scale = own_scale if self.scaling_factor is None else float(self.scaling_factor)

@@ -6,12 +6,16 @@ to ``auto``: measured on the encoded training set."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from torch import Tensor
 
 from ddpm.checks import ConfigError
 from ddpm.data.info import DataInfo
 from ddpm.latents.base import DEFAULT_CACHE, Autoencoder, file_digest
+
+if TYPE_CHECKING:
+    from ddpm.nets.vae import VAE
 
 
 class CheckpointVAE(Autoencoder):
@@ -50,7 +54,8 @@ class CheckpointVAE(Autoencoder):
                 f"latent.ckpt={ckpt} is not a VAE checkpoint (model={self.recipe.model.target}); "
                 f"give one train.py model=vae wrote"
             )
-        self.net = self.recipe.load_network(state, True, str(ckpt)).requires_grad_(False)
+        net = self.recipe.load_network(state, True, str(ckpt)).requires_grad_(False)
+        self.net = cast("VAE", net)  # a VAEModel's network (checked above)
         self._digest: str | None = None
 
     def latent_shape(self, data: DataInfo) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ module's random flips (``flip``) are switched off: an image's latent is computed
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -45,7 +45,7 @@ class LatentDataModule(DiffusionDataModule):
     ) -> None:
         super().__init__(data.batch_size, data.num_workers)
         if getattr(data, "flip", False):  # each image is encoded once, as stored (before setup)
-            data.flip = False
+            cast(Any, data).flip = False  # a data module's own option (not every one has it)
         self.data, self.autoencoder, self.dataset = data, autoencoder, dict(dataset)
         self.keep_pixels = keep_pixels
         self._latents: dict[str, tuple[Tensor, Tensor]] = {}
@@ -97,7 +97,7 @@ class LatentDataModule(DiffusionDataModule):
             self._latents[split] = load_or_encode(path, key, len(ds), encode, what)
         return self._latents[split]
 
-    def resolve(self) -> dict[str, float]:
+    def resolve(self) -> dict[str, float | str]:
         """What the run config stores of the autoencoder: its factors as numbers (``auto``
         measured on the training latents), its absolute location and its weights' digest."""
         ae = self.autoencoder

@@ -5,7 +5,7 @@ parametrisation on the EDM path (:class:`ddpm.fewstep.consistency.ConsistencyPat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ddpm.checks import ConfigError
 from ddpm.fewstep.consistency import ConsistencyPath
@@ -24,7 +24,14 @@ class ConsistencyModel(DiffusionModel):
     def __post_init__(self) -> None:
         self.path = ConsistencyPath.of(self.path)
 
-    def likelihood(self, method, seed: int, **_) -> Likelihood:
+    def likelihood(
+        self,
+        method: str | bool,
+        seed: int,
+        variance: str | None = None,
+        timesteps_per_call: int = 10,
+        **_: Any,
+    ) -> Likelihood:
         raise ConfigError(
             f"bpd={method}: {self.where} is a consistency model, a map from noise to data with no "
             f"density or ODE to integrate; score it with FID"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -14,13 +14,14 @@ from torch import Tensor, nn
 from ddpm.analytic_variance import analytic_log_variance
 from ddpm.checks import ConfigError
 from ddpm.data.info import DataInfo
-from ddpm.losses import full_vlb
+from ddpm.losses import Decoder, full_vlb
 from ddpm.models.base import GenerativeModel, Likelihood, SamplingOptions
 from ddpm.models.stats import standard_error
 from ddpm.ode_likelihood import ode_bits_per_dim
-from ddpm.paths import Path
+from ddpm.paths import DDPMPath, Path
 from ddpm.random import sample_generators
 from ddpm.samplers import Denoiser, SamplerSpec, draw_samples, network_denoiser
+from ddpm.samplers.denoiser import ReverseVariance
 from ddpm.samplers.draw import unconditional
 
 
@@ -106,7 +107,7 @@ class DiffusionModel(GenerativeModel):
             conditional=self.conditional,
             learned=self.learned,
             clip_x0=options.clip_x0 and self.latent is None,  # latents have no fixed range
-            variance=self.variance(options.variance),
+            variance=cast(ReverseVariance, self.variance(options.variance)),  # Denoiser checks it
             guidance_scale=options.guidance_scale,
             analytic_gamma=self.analytic_gamma,
             channels_last=options.channels_last,
@@ -147,12 +148,15 @@ class DiffusionModel(GenerativeModel):
                 f"weaker model the same labels"
             )
         theirs = (guide.path, guide.prediction, guide.shape, guide.learned, guide.latent_space)
+        a: object
+        b: object
         for what, a, b in zip(
             ("path", "prediction", "data shape", "variance output", "latent space"), mine, theirs
         ):
             if a != b:
                 if what == "path":
-                    a, b = (p.name if a.name != b.name else vars(p) for p in (a, b))
+                    pa, pb = cast(Path, a), cast(Path, b)
+                    a, b = (p.name if pa.name != pb.name else vars(p) for p in (pa, pb))
                 raise ConfigError(
                     f"guidance.model={guide.where} differs from {self.where} in its {what} "
                     f"({b} vs {a}); autoguidance needs a checkpoint of the same path, prediction "
@@ -247,12 +251,13 @@ class DiffusionModel(GenerativeModel):
                 f"bpd=true is the discrete chain's VLB (Prop. 2); {self.where} is on "
                 f"path={self.path.name}: use bpd=ode, the probability-flow likelihood"
             )
-        schedule = self.path.schedule
+        schedule = cast(DDPMPath, self.path).schedule  # the only discrete path
         table = None
         if variance == "analytic":
+            assert self.analytic_gamma is not None  # self.variance refuses analytic without it
             table = analytic_log_variance(schedule, self.analytic_gamma)
         net = self.net_fn(keep_variance=variance == "learned_range")
-        decoder = "discretized" if self.data.is_image else "gaussian"
+        decoder: Decoder = "discretized" if self.data.is_image else "gaussian"
 
         def batch(xb: Tensor, start: int) -> Tensor:
             g = sample_generators(seed, range(start, start + len(xb)))  # any world size

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +17,9 @@ from ddpm.models.base import GenerativeModel, Likelihood, SamplingOptions
 from ddpm.models.stats import standard_error
 from ddpm.random import sample_generators
 from ddpm.vae import bound_from_log_weights, draw_vae_samples, kl_to_prior, log_importance_weights
+
+if TYPE_CHECKING:
+    from ddpm.nets.vae import VAE
 
 
 @dataclass
@@ -78,7 +82,7 @@ class VAEModel(GenerativeModel):
             g = sample_generators(seed, range(start, start + len(xb)))  # any world size
             w = log_importance_weights(self.net, xb, iw_samples, decoder, g)
             iw = bound_from_log_weights(w)
-            nats = torch.stack([-w.mean(0), -iw, kl_to_prior(*self.net.encode(xb))], 1)
+            nats = torch.stack([-w.mean(0), -iw, kl_to_prior(*cast("VAE", self.net).encode(xb))], 1)
             return nats_to_bits_per_dim(nats, xb[0].numel())
 
         def summary(v: Tensor) -> dict:

@@ -4,6 +4,7 @@ samples and is evaluated here (``network=diffusers_unet``; ``pip install -e '.[e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ class ExtraTimes(nn.Module):
     def __init__(self, inner: nn.Module, base_dim: int, inputs: int) -> None:
         super().__init__()
         self.inner = inner
-        self.extra = TimeEmbedding(base_dim, inner.linear_2.out_features, inputs)
+        self.extra = TimeEmbedding(base_dim, cast(nn.Linear, inner.linear_2).out_features, inputs)
         self.times: Tensor | None = None
 
     def forward(self, sample: Tensor, *args, **kwargs) -> Tensor:

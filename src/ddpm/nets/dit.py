@@ -17,7 +17,8 @@ block through :meth:`DiT.token_block` and :attr:`DiT.token_grid`.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Iterable
+from typing import Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -71,8 +72,9 @@ class Conditioning(nn.Module):
 
     def forward(self, c_noise: Tensor, y: Tensor | None) -> Tensor:
         features = multi_time_embedding(c_noise, TIME_FEATURES, self.time_inputs, dit_time_features)
-        c = self.time(features.to(self.time[0].weight.dtype))
+        c = self.time(features.to(cast(nn.Linear, self.time[0]).weight.dtype))
         if self.labels is not None:
+            assert self.num_classes is not None  # labels exist only with classes
             null = torch.full((c.shape[0],), self.num_classes, device=c.device, dtype=torch.long)
             y = null if y is None else torch.where(y < 0, null, y.long())
             c = c + self.labels(y)
@@ -173,13 +175,16 @@ class DiT(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.xavier_uniform_(self.embed.weight.view(self.embed.weight.shape[0], -1))
+        assert self.embed.bias is not None  # bias=True
         nn.init.zeros_(self.embed.bias)
-        for cond in self.conditioning:
-            nn.init.normal_(cond.time[0].weight, std=0.02)
-            nn.init.normal_(cond.time[2].weight, std=0.02)
+        for cond in cast("Iterable[Conditioning]", self.conditioning):
+            nn.init.normal_(cast(nn.Linear, cond.time[0]).weight, std=0.02)
+            nn.init.normal_(cast(nn.Linear, cond.time[2]).weight, std=0.02)
             if cond.labels is not None:
                 nn.init.normal_(cond.labels.weight, std=0.02)
-        for layer in [*(b.ada[1] for b in self.blocks), self.ada_out[1], self.out]:
+        blocks = cast("Iterable[DiTBlock]", self.blocks)
+        layers = [*(b.ada[1] for b in blocks), self.ada_out[1], self.out]
+        for layer in cast("list[nn.Linear]", layers):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 

@@ -30,6 +30,7 @@ class HomeworkBlock(nn.Module):
         self.conv1 = nn.Conv2d(2 * in_ch if up else in_ch, out_ch, 3, padding=1)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.bnorm1, self.bnorm2 = nn.BatchNorm2d(out_ch), nn.BatchNorm2d(out_ch)
+        self.transform: nn.Conv2d | nn.ConvTranspose2d
         if up:
             self.transform = nn.ConvTranspose2d(out_ch, out_ch, 4, 2, 1)
         else:

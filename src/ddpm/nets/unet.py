@@ -8,7 +8,8 @@ the CIFAR-10 model of the paper (35.7M parameters).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,7 @@ class ResBlock(nn.Module):
         self.norm2, self.drop = group_norm(out_ch), nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        assert self.conv2.bias is not None  # bias=True
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
@@ -52,6 +54,7 @@ class AttnBlock(nn.Module):
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.proj.weight)
+        assert self.proj.bias is not None  # bias=True
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,7 +127,7 @@ class UNet(nn.Module):
         skips, cur, res = [ch], ch, image_size
         for level, mult in enumerate(ch_mult):
             for _ in range(num_res_blocks):
-                blocks = [ResBlock(cur, ch * mult, emb_dim, dropout)]
+                blocks: list[nn.Module] = [ResBlock(cur, ch * mult, emb_dim, dropout)]
                 cur = ch * mult
                 if res in attn_resolutions:
                     blocks.append(AttnBlock(cur))
@@ -158,6 +161,7 @@ class UNet(nn.Module):
         self.norm_out = group_norm(cur)
         self.conv_out = nn.Conv2d(cur, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
+        assert self.conv_out.bias is not None  # bias=True
         nn.init.zeros_(self.conv_out.bias)
 
     @staticmethod
@@ -170,11 +174,11 @@ class UNet(nn.Module):
         emb = condition(self.time_embed, self.class_embed, k, y, x)
         h = self.conv_in(x)
         hs = [h]
-        for blocks in self.down:
+        for blocks in cast("Iterable[nn.ModuleList]", self.down):
             h = self._run(blocks, h, emb)
             hs.append(h)
         h = self._run(self.mid, h, emb)
-        for blocks in self.up:
+        for blocks in cast("Iterable[nn.ModuleList]", self.up):
             if isinstance(blocks[0], ResBlock):
                 h = torch.cat([h, hs.pop()], dim=1)
             h = self._run(blocks, h, emb)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -145,7 +146,8 @@ class MLPVAE(VAE):
         self.latent_dim = latent_dim
         self.encoder = _mlp(dim, hidden, depth, 2 * latent_dim)
         self.decoder = _mlp(latent_dim, hidden, depth, 2 * dim)
-        nn.init.constant_(self.decoder[-1].bias[dim:], math.log(0.1))  # start with a narrow decoder
+        # start with a narrow decoder
+        nn.init.constant_(cast(Tensor, self.decoder[-1].bias)[dim:], math.log(0.1))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.split(self.encoder(x))

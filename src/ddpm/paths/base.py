@@ -17,7 +17,7 @@ A network of a path is called ``net(c_in(t) x_t, c_noise(t)[, y])``; its output 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
@@ -26,6 +26,11 @@ from ddpm.checks import ConfigError
 from ddpm.likelihood import mean_flat
 from ddpm.paths.spacing import Spacing, spaced_levels
 from ddpm.timestep_sampler import TimeSampler
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ddpm.paths.ddpm import DiscreteLossOptions, DiscreteVarianceOptions
 
 DISCRETE_ONLY = {
     "loss": ("simple", "the VLB terms and min-SNR weights are the discrete chain's"),
@@ -57,7 +62,7 @@ class Path(ABC):
     name: ClassVar[str] = "path"
     predictions: ClassVar[tuple[str, ...]] = ("eps", "x0", "velocity")  # the first is "auto"
     discrete: ClassVar[bool] = False
-    max_steps: ClassVar[int | None] = None  # a sampler may visit at most this many levels
+    max_steps: int | None = None  # a sampler may visit at most this many levels
     t_min: float  # the smallest time a sampler visits before it steps to the data (level 0)
     t_max: float  # where sampling starts from the prior
     # options that change how the model is trained, not what it is: a run may resume with others
@@ -158,7 +163,7 @@ class Path(ABC):
 
     def losses(
         self, out: Tensor, x0: Tensor, x_t: Tensor, t: Tensor, noise: Tensor, prediction: str,
-        **_discrete_options,
+        **_discrete_options: Unpack[DiscreteLossOptions],
     ) -> dict[str, Tensor]:  # fmt: skip
         """Per-example ``{"loss", "mse"}``: the weighted and the plain squared error of the
         network output against the target of its prediction type."""
@@ -229,8 +234,9 @@ class Path(ABC):
             )
 
     def reverse_variance(
-        self, level: float, level_next: float, variance: str = "fixed_small", **_
-    ) -> float | Tensor:
+        self, level: float, level_next: float, variance: str = "fixed_small",
+        **_: Unpack[DiscreteVarianceOptions],
+    ) -> float | Tensor:  # fmt: skip
         """The variance, on the ``x / alpha`` scale, of the ancestral step from ``level`` to
         ``level_next``: ``fixed_small``, the posterior ``q(x_s | x_t, x_0)`` of any path,
         ``level'^2 (level^2 - level'^2) / level^2`` (the seed's ``beta_tilde``, eq. 34, rescaled).

@@ -14,7 +14,7 @@ prediction ``mu`` (eq. 42), and quantizing levels to trained ones.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import torch
 from torch import Tensor
@@ -32,6 +32,24 @@ from ddpm.timestep_sampler import ImportanceSampler, UniformSampler
 SNAP = 1e-9  # a real index this close to an integer is that trained index
 
 
+class DiscreteLossOptions(TypedDict, total=False):
+    """The training options only this chain takes (the other paths' losses ignore them)."""
+
+    loss: str
+    variance: str
+    decoder: str
+    vlb_weight: float
+    min_snr_gamma: float
+
+
+class DiscreteVarianceOptions(TypedDict, total=False):
+    """What only this chain's reverse variances read (the other paths' ignore it)."""
+
+    v: Tensor | None  # learned_range: the network's second output
+    gamma: Tensor | None  # analytic: the Gamma estimates
+    lambda2: float | None  # analytic: the variance of the kernel family
+
+
 class DDPMPath(Path):
     """The discrete chain of a :class:`~ddpm.schedule.Schedule` (``conf/path/ddpm.yaml``, with
     the ``schedule`` group)."""
@@ -39,6 +57,7 @@ class DDPMPath(Path):
     name: ClassVar[str] = "ddpm"
     predictions: ClassVar[tuple[str, ...]] = ("eps", "x0", "v", "mu")
     discrete: ClassVar[bool] = True
+    max_steps: int
 
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
@@ -51,7 +70,7 @@ class DDPMPath(Path):
             self.schedule.alphas_cumprod, other.schedule.alphas_cumprod
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         return f"DDPMPath({self.schedule!r})"

@@ -11,6 +11,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +20,9 @@ from torch.nn import functional as F
 from ddpm.checks import ConfigError
 from ddpm.nets.digit_classifier import DigitClassifier, train_classifier
 from ddpm.repa.loss import REPAConfig
+
+if TYPE_CHECKING:
+    from timm.models.vision_transformer import VisionTransformer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,6 +39,8 @@ class Encoder(ABC):
 
 
 class DigitsEncoder(Encoder):
+    module: DigitClassifier
+
     def __init__(self, x: Tensor, y: Tensor, num_classes: int, cache_dir: str | Path) -> None:
         digest = hashlib.sha1(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()[:12]
         path = Path(cache_dir).expanduser() / f"repa-digits-seed{DIGITS_SEED}-{digest}.pt"
@@ -59,6 +65,8 @@ class TimmEncoder(Encoder):
     """A timm vision transformer's patch tokens (prefix tokens dropped) for images resized to
     ``image_size``, replicated to three channels and normalised with ImageNet statistics."""
 
+    module: VisionTransformer
+
     def __init__(self, name: str, weights: str | None, image_size: int = 224) -> None:
         try:
             import timm
@@ -68,13 +76,13 @@ class TimmEncoder(Encoder):
             ) from None
         REPAConfig(encoder=name, weights=weights).check_weights()
         try:
-            self.module = timm.create_model(
-                name, pretrained=False, num_classes=0, dynamic_img_size=True
-            )
+            model = timm.create_model(name, pretrained=False, num_classes=0, dynamic_img_size=True)
+            self.module = cast("VisionTransformer", model)  # a vision transformer, as documented
         except RuntimeError as e:
             raise ConfigError(f"model.repa.encoder={name} is not a timm model: {e}") from None
         try:
-            self.module.load_state_dict(load_state(Path(weights).expanduser()), strict=True)
+            weights_file = Path(cast(str, weights)).expanduser()  # check_weights: it is given
+            self.module.load_state_dict(load_state(weights_file), strict=True)
         except (RuntimeError, ValueError, OSError) as e:
             raise ConfigError(
                 f"model.repa.weights={weights} are not weights of {name}: "

@@ -45,13 +45,14 @@ breaking near ties; ``conf/sampler/NAME.yaml`` states them once for the API and 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor
 
 from ddpm.paths import Path, as_path
 from ddpm.random import Generator, randn, sample_generators
-from ddpm.samplers.denoiser import Denoised, Denoiser, Guidance, NetFn
+from ddpm.samplers.denoiser import Denoised, Denoiser, Guidance, NetFn, ReverseVariance
 from ddpm.samplers.draw import draw_samples, network_denoiser
 from ddpm.samplers.spec import SamplerSpec, builtin_sampler, builtin_sampler_names
 from ddpm.samplers.steps import SPACINGS, step_levels, timesteps
@@ -90,7 +91,7 @@ def sample(
     generator: Generator = None,
     clip_x0: bool = False,
     guidance: Guidance | tuple | None = None,
-    variance: str = "fixed_small",
+    variance: ReverseVariance = "fixed_small",
     analytic_gamma: Tensor | None = None,
     quantize: bool = True,
     callback: Callable | None = None,
@@ -123,7 +124,7 @@ def sample(
     spec = builtin_sampler(method) if isinstance(method, str) else SamplerSpec.create(method)
     changes = dict(options, steps=steps, spacing=spacing)
     if steps is None and not spec.adaptive and spec.steps is not None and path.discrete:
-        changes["steps"] = min(spec.steps, path.max_steps)
+        changes["steps"] = min(spec.steps, cast(int, path.max_steps))  # a discrete path's T
     spec = spec.updated(spec.name, **changes)
     denoiser = Denoiser(
         net_fn, path, prediction, clip_x0, variance, guidance, analytic_gamma, quantize=quantize

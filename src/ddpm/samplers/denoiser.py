@@ -126,6 +126,7 @@ class Denoiser:
         if inside is None or not inside.any():
             return out
         self.nfe += 1
+        assert g is not None  # inside is None without guidance
         guided = guide(out, g.fn(x_in, c_noise), g.scale, self.learned)
         if inside.all():
             return guided

@@ -58,7 +58,7 @@ def dpm_solver(
     """
     check_arguments(dpm_solver, {"order": order, "lower_order_final": lower_order_final})
     n = len(sigmas) - 1
-    order = multistep_order(order, n, THIRD_ORDER_FROM)
+    max_order = multistep_order(order, n, THIRD_ORDER_FROM)
     x = x_T
     hist_m: list[Tensor] = []
     hist_lam: list[float] = []
@@ -75,7 +75,7 @@ def dpm_solver(
             break
         lam_s, lam_t = hist_lam[0], -math.log(s_next)
         h = lam_t - lam_s
-        o = min(order, len(hist_m))
+        o = min(max_order, len(hist_m))
         if lower_order_final:
             o = min(o, n - 1 - i)
         phi1 = math.expm1(-h)

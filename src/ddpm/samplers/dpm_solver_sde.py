@@ -124,13 +124,18 @@ def dpm_solver_sde(
         else:
             if corrector and pending is not None:  # the last step again, x0 linear to this x0
                 weight, slope_term = pending
+                assert previous is not None  # set together with pending
                 x = x + weight * (x0 - previous[1]) - slope_term
             lam_s, lam_t = -math.log(s), -math.log(s_next)
             h = lam_t - lam_s
             x = sde_step(x, x0, h, s_next, s, eta)
             weight = slope_weight((1.0 + eta) * h, solver_type)
             second = previous is not None and not (lower_order_final and i == n - 2)
-            slope_term = weight * h * (x0 - previous[1]) / (lam_s - previous[0]) if second else 0.0
+            slope_term = (
+                weight * h * (x0 - previous[1]) / (lam_s - previous[0])
+                if second and previous is not None  # second: previous is not None
+                else 0.0
+            )
             std = s_noise * sde_noise_std(h, s_next, eta)
             if std > 0:
                 x = x + std * randn(x.shape, generator, x.device, x.dtype)

@@ -5,9 +5,10 @@ noise draw come from its own generator, whatever the batch or the device that dr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ddpm.paths import Path, as_path
 from ddpm.random import randn, sample_generators
@@ -19,7 +20,7 @@ DenoiserFactory = Callable[[Tensor | None], Denoiser]
 
 
 def network_denoiser(
-    net: nn.Module,
+    net: Callable[..., Tensor],
     path: Path | Schedule,
     prediction: str = "auto",
     *,
@@ -31,7 +32,7 @@ def network_denoiser(
     analytic_gamma: Tensor | None = None,
     channels_last: bool = False,
     quantize: bool = True,
-    guide_net: nn.Module | None = None,
+    guide_net: Callable[..., Tensor] | None = None,
     guide_conditional: bool = False,
     guidance_interval: tuple[float, float] | None = None,
     denoiser_cls: type[Denoiser] = Denoiser,
@@ -62,6 +63,7 @@ def network_denoiser(
     def make(y: Tensor | None) -> Denoiser:
         labelled = conditional and y is not None
         net_fn = (lambda x, c: net(x, c, y)) if labelled else unconditional_fn
+        away: Callable[..., Tensor] | None
         if guide_net is not None and guide_conditional and y is not None:
             away = lambda x, c: guide_net(x, c, y)  # noqa: E731
         elif guide_net is not None:
@@ -91,7 +93,7 @@ def unconditional(net: Callable[..., Tensor], conditional: bool) -> Callable[...
     return fn
 
 
-def _channels_last_inputs(net: nn.Module) -> Callable[..., Tensor]:
+def _channels_last_inputs(net: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """``net`` called with its image input (4-D) in channels-last memory format."""
 
     def call(x: Tensor, *rest: Tensor) -> Tensor:
@@ -136,7 +138,7 @@ def draw_samples(
         out.append(x0.float().cpu())
         nfe = denoiser.nfe
     x = torch.cat(out) if out else torch.zeros((0, *shape))
-    info = {"nfe": nfe, "trajectory": traj.frames if traj else None}
+    info: dict[str, Any] = {"nfe": nfe, "trajectory": traj.frames if traj else None}
     if traj:
         info["trajectory_labels"] = traj.labels
     return x, info

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor
 
@@ -90,7 +90,7 @@ class SamplerSpec:
         check_call(fn, options, key, provided=SAMPLER_ARGS)
         if (check := getattr(fn, "check_options", None)) is not None:
             check(steps, options, key)
-        return cls(fn, steps, spacing, options, name or fn.__name__, adaptive)
+        return cls(fn, steps, cast(Spacing, spacing), options, name or fn.__name__, adaptive)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], key: str = "sampler") -> SamplerSpec:
@@ -158,7 +158,7 @@ class SamplerSpec:
             return adaptive_levels(path)
         self.check_steps(path, quantize)
         steps = path.max_steps if self.steps is None else self.steps
-        return step_levels(path, steps, self.spacing, quantize)
+        return step_levels(path, cast(int, steps), self.spacing, quantize)  # None: refused
 
     def draw(
         self,

@@ -124,7 +124,7 @@ def unipc(
     options = dict(order=order, variant=variant, lower_order_final=lower_order_final)
     check_arguments(unipc, options | {"final_corrector": final_corrector})
     n = len(sigmas) - 1
-    order = multistep_order(order, n, THIRD_ORDER_FROM)
+    max_order = multistep_order(order, n, THIRD_ORDER_FROM)
 
     def ode_step(x_s: Tensor, s_from: float, m_s: Tensor, points, s_to: float) -> Tensor:
         lam_s, lam_t = -math.log(s_from), -math.log(s_to)
@@ -145,11 +145,11 @@ def unipc(
                 x0 = x0 + (x_c - x)
             x = x_c
         history.insert(0, (s, lam, x0))
-        del history[order:]
+        del history[max_order:]
         if s_next == 0:
             x = x0
         else:
-            used = min(order, len(history))
+            used = min(max_order, len(history))
             if lower_order_final:
                 used = min(used, n - 1 - i)
             x_from = x

@@ -7,7 +7,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property, partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -19,6 +19,9 @@ from ddpm.data.info import DataInfo
 from ddpm.power_ema import gamma_from_sigma_rel, power_ema_beta
 from ddpm.training.ema import ema_decay_at, ema_update
 from ddpm.training.errors import NonFiniteLossError
+
+if TYPE_CHECKING:
+    from lightning.fabric.utilities.data import AttributeDict
 
 
 def dropped_labels(y: Tensor, drop_prob: float, generator: torch.Generator | None) -> Tensor:
@@ -48,6 +51,12 @@ class AveragedModule(L.LightningModule):
     parameters and ``lr`` (Hydra ``_partial_: true``). ``compile`` compiles the network's forward
     in place (``nn.Module.compile``), so the state dict keeps one key per weight.
     """
+
+    if TYPE_CHECKING:
+        # Lightning types it AttributeDict | MutableMapping; save_hyperparameters stores an
+        # AttributeDict, whose attributes the modules read (self.hparams.lr)
+        @property
+        def hparams(self) -> AttributeDict: ...
 
     def __init__(
         self,

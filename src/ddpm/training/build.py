@@ -5,7 +5,7 @@ before training starts."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -111,7 +111,7 @@ def build_repa_encoder(cfg: TrainConfig, datamodule, info: DataInfo):
         return None
     pixels = datamodule.data if isinstance(datamodule, LatentDataModule) else datamodule
     return build_encoder(
-        repa.encoder, repa.weights, repa.image_size,
+        cast(str, repa.encoder), repa.weights, repa.image_size,
         lambda: dataset_tensors(pixels.train_set), info.num_classes, repa.cache_dir,
     )  # fmt: skip
 
@@ -149,7 +149,7 @@ def checkpoint_dirs(trainer: L.Trainer) -> list[Path]:
 
     dirs = {
         Path(cb.dirpath)
-        for cb in trainer.callbacks
+        for cb in trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning, not declared
         if isinstance(cb, (ModelCheckpoint, LastCheckpoint)) and cb.dirpath
     }
     return sorted(dirs)

@@ -33,7 +33,7 @@ def _log_image(trainer: L.Trainer, key: str, path: Path, step: int) -> None:
 
 
 def _reference_points(trainer: L.Trainer, n: int = 2000) -> torch.Tensor | None:
-    dm = trainer.datamodule
+    dm = trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning, not declared
     ds = dm.test_set
     return dataset_tensors(ds, n)[0]
 

@@ -12,6 +12,7 @@ student of ``N`` steps with ``sampler=ddim sampler.spacing=trailing sampler.step
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
@@ -74,7 +75,7 @@ class ProgressiveDistillModule(DiffusionModule):
                 f"e.g. model.steps={2**rounds * max(1, round(steps / 2**rounds))}"
             )
 
-    def start_from(self, state: dict) -> None:
+    def start_from(self, state: Mapping[str, Tensor]) -> None:
         super().start_from(state)
         self.teacher.load_state_dict(state)
 

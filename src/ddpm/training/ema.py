@@ -27,5 +27,5 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     are copied."""
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
+    for buf, b in zip(ema.buffers(), model.buffers()):
+        buf.copy_(b)

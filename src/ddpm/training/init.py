@@ -63,7 +63,7 @@ def check_start(stored: Mapping[str, Any], run: Mapping[str, Any], where: str, k
             f"{key}={where} has other path options than this run (checkpoint vs run: {diff}); "
             f"use the checkpoint's path settings"
         )
-    checks = {
+    checks: dict[str, tuple[Any, ...]] = {
         "network": tuple(_network(r) for r in (recipe, mine)),
         "data shape": (tuple(recipe.data.shape), tuple(mine.data.shape)),
         "model.conditional": (recipe.conditional, mine.conditional),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
@@ -61,7 +61,7 @@ class CSVLogger(LightningCSVLogger):
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(self.log_dir, self._resume_step)
-        return self._experiment
+        return cast(_AppendingWriter, self._experiment)  # only set here
 
 
 def wandb_run_id(run_dir: str | Path, resuming: bool, main: bool = True) -> str:

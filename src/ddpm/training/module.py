@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,9 @@ from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
 from ddpm.training.base import AveragedModule, dropped_labels, with_labels
+
+if TYPE_CHECKING:
+    from ddpm.nets.dit import DiT
 
 LRDecay = Literal["none", "cosine"]
 EMADecay = Annotated[float, Range(0, 1, hi_open=True)]
@@ -85,7 +88,7 @@ class DiffusionModule(AveragedModule):
             recipe = ModelRecipe.from_run_config(run_config or {}, "run_config")
             net = net if net is not None else recipe.build_network()
             path = path if path is not None else recipe.build_path()
-        path = as_path(path)
+        path = as_path(cast("Path | Schedule", path))  # a diffusion run config names one
         path.check_model(
             {"loss": loss, "variance": variance, "timestep_sampling": timestep_sampling}
         )
@@ -98,7 +101,9 @@ class DiffusionModule(AveragedModule):
         self.prediction = path.resolve_prediction(prediction)
         self.time_sampler = path.time_sampler(timestep_sampling)
         self.repa = REPAConfig.parse(repa, check_files=False)
-        self.repa_encoder, self.repa_head, self._tokens = repa_encoder, None, None
+        self.repa_encoder = repa_encoder
+        self.repa_head: Projector | None = None
+        self._tokens: Tensor | None = None
         stored = ((run_config or {}).get("model") or {}).get("repa") or {}
         features = repa_encoder.dim if repa_encoder is not None else stored.get("feature_dim")
         if self.repa.enabled and features:  # from a checkpoint: the projector, not the encoder
@@ -108,13 +113,14 @@ class DiffusionModule(AveragedModule):
         """REPA's projector (its own seed: the global random state, hence the data order, stays
         that of a run without REPA) and the hook that keeps block ``depth``'s tokens."""
         check_repa_depth(self.net, type(self.net).__name__, self.repa.depth)
-        width, dim = self.repa.projector_dim, self.net.token_dim
+        net = cast("DiT", self.net)  # a network exposing its tokens (checked above)
+        width, dim = self.repa.projector_dim, net.token_dim
         self.repa_head = fork_init(seed + 1, lambda: Projector(dim, width, features))
 
         def keep(module, inputs, output) -> None:
             self._tokens = output
 
-        self.net.token_block(self.repa.depth).register_forward_hook(keep)
+        net.token_block(self.repa.depth).register_forward_hook(keep)
 
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
@@ -255,9 +261,10 @@ class DiffusionModule(AveragedModule):
         """REPA's per-example alignment of the tokens the hook kept in this step's forward with
         the encoder's features of the clean images (detached tokens at weight 0)."""
         tokens, self._tokens = self._tokens, None
+        assert tokens is not None and self.repa_head is not None  # the step's forward, add_repa
         if self.repa.weight == 0:
             tokens = tokens.detach()
-        target = resample_features(self.repa_encoder(pixels), self.net.token_grid)
+        target = resample_features(self.repa_encoder(pixels), cast("DiT", self.net).token_grid)
         return alignment_loss(self.repa_head(tokens), target)
 
     def log_diagnostics(self, terms: dict, t: Tensor) -> None:

@@ -8,12 +8,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.callbacks.progress import ProgressBar
 
 from ddpm.checks import NonNegativeInt
 from ddpm.training.run_log import say
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def _duration(seconds: float) -> str:
@@ -32,8 +36,8 @@ class StepProgress(ProgressBar):
         super().__init__()
         self.every_n_steps, self.tty = every_n_steps, tty
         self._enabled = True
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
     def disable(self) -> None:
         self._enabled = False
@@ -90,7 +94,8 @@ class StepProgress(ProgressBar):
         step = trainer.global_step
         if self._bar is not None:
             rate, _, loss = self._status(trainer)
-            self._bar.update(self._task, completed=step, rate=f"{rate:.2f} steps/s", loss=loss)
+            task = cast("TaskID", self._task)  # added with the bar
+            self._bar.update(task, completed=step, rate=f"{rate:.2f} steps/s", loss=loss)
         elif step % self._every == 0 or step == self._total:
             rate, eta, loss = self._status(trainer)
             pct = 100 * step / max(self._total, 1)
@@ -148,7 +153,7 @@ class RunSummary(Callback):
         net = module.net
         n = sum(p.numel() for p in net.parameters())
         dm = trainer.datamodule
-        info = getattr(dm, "info", None)
+        info: Any = getattr(dm, "info", None)  # a latent data module (pixel_info) has one
         data = f"{info.name} {tuple(info.shape)}" if info is not None else type(dm).__name__
         if (pixel := getattr(dm, "pixel_info", None)) is not None:  # a latent model's data
             data = f"{info.name} {tuple(pixel.shape)} as latents {tuple(info.shape)}"

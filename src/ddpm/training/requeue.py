@@ -11,8 +11,10 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
@@ -60,7 +62,8 @@ class PreemptionAtStepEnd(Callback):
     signal is only recorded; the handler runs after the current training or validation batch."""
 
     def __init__(self) -> None:
-        self._handler, self._pending = None, None
+        self._handler: Callable[[int, FrameType | None], Any] | None = None
+        self._pending: int | None = None
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:

@@ -8,9 +8,11 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import cast
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.data import AttributeDict
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -61,7 +63,8 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)
     if ckpt is not None:
-        check_resume(ckpt, cfg.ckpt_path, module.hparams.run_config)
+        hparams = cast(AttributeDict, module.hparams)  # save_hyperparameters stores one
+        check_resume(ckpt, cast(str, cfg.ckpt_path), hparams.run_config)  # ckpt: loaded from it
     elif main and cfg.overwrite and (removed := clear_previous_run(cfg.run_dir)):
         say(f"overwrite=true: removed the previous run's {', '.join(removed)}")
     if main:
@@ -72,7 +75,8 @@ def _train(cfg: TrainConfig, main: bool) -> L.Trainer:
         for folder in checkpoint_dirs(trainer):
             check_writable(folder, size)
     saved = f"last.ckpt was saved in {Path(cfg.run_dir) / 'checkpoints'}"
-    preemption = next((c for c in trainer.callbacks if isinstance(c, PreemptionAtStepEnd)), None)
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning, not declared
+    preemption = next((c for c in callbacks if isinstance(c, PreemptionAtStepEnd)), None)
     try:
         with (
             _sigint_seen() as interrupted,

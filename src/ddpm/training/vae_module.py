@@ -4,7 +4,7 @@ guards as :class:`ddpm.training.DiffusionModule`, trained by maximising Prop. 1'
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +48,8 @@ class VAEModule(AveragedModule):
         run_config: dict | None = None,
     ) -> None:
         if net is None:  # load_from_checkpoint(path): rebuilt from the run config
-            net = ModelRecipe.from_run_config(run_config or {}, "run_config").build_network()
+            recipe = ModelRecipe.from_run_config(run_config or {}, "run_config")
+            net = cast(VAE, recipe.build_network())  # checked just below
         if problem := self.check_network(type(net)):
             raise TypeError(problem)
         if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
