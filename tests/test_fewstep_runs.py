@@ -58,6 +58,8 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
     m = evaluate(compose("evaluate", *common, "num_samples=16", "sampler.steps=2",
                          "sampler.levels=[0.8]", run_dir=tmp_path / "e"))  # fmt: skip
     assert m["nfe"] == 2
+    with pytest.raises(ConfigError, match="is a consistency model, a map from noise to data"):
+        evaluate(compose("evaluate", *common, "num_samples=16", "bpd=ode", run_dir=tmp_path / "b"))
     with pytest.raises(ConfigError, match="is a consistency model: sample it with sampler=consi"):
         sample(compose("sample", f"ckpt={ckpt}", "sampler=dpm_solver", run_dir=tmp_path / "x"))
     from ddpm.export import export_diffusers

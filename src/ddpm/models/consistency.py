@@ -24,14 +24,7 @@ class ConsistencyModel(DiffusionModel):
     def __post_init__(self) -> None:
         self.path = ConsistencyPath.of(self.path)
 
-    def likelihood(
-        self,
-        method: str | bool,
-        seed: int,
-        variance: str | None = None,
-        timesteps_per_call: int = 10,
-        **_: Any,
-    ) -> Likelihood:
+    def likelihood(self, method: str | bool, seed: int, *_: Any, **__: Any) -> Likelihood:
         raise ConfigError(
             f"bpd={method}: {self.where} is a consistency model, a map from noise to data with no "
             f"density or ODE to integrate; score it with FID"
