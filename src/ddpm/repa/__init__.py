@@ -3,7 +3,13 @@ at one depth, projected by a small MLP, are aligned with a frozen encoder's patc
 clean image by negative cosine similarity, a term added to the diffusion loss."""
 
 from ddpm.repa.encoders import DigitsEncoder, Encoder, TimmEncoder, build_encoder
-from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, resample_features
+from ddpm.repa.loss import (
+    Projector,
+    REPAConfig,
+    TokenNetwork,
+    alignment_loss,
+    resample_features,
+)
 
 __all__ = [
     "DigitsEncoder",
@@ -11,6 +17,7 @@ __all__ = [
     "Projector",
     "REPAConfig",
     "TimmEncoder",
+    "TokenNetwork",
     "alignment_loss",
     "build_encoder",
     "resample_features",

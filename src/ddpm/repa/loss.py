@@ -7,13 +7,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ddpm.checks import ConfigError
+
+
+class TokenNetwork(Protocol):
+    """The network seam REPA reads (``ddpm.nets.DiT`` has it; a user's network may too): the
+    block whose output tokens ``(N, T, token_dim)`` are aligned, and their grid."""
+
+    token_dim: int
+
+    @property
+    def token_grid(self) -> tuple[int, int]: ...
+
+    def token_block(self, depth: int) -> nn.Module: ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -19,14 +19,12 @@ from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
 from ddpm.paths import Path, as_path
 from ddpm.random import step_generator
+from ddpm.repa import TokenNetwork
 from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, fork_init, resample_features
 from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
 from ddpm.training.base import AveragedModule, dropped_labels, with_labels
-
-if TYPE_CHECKING:
-    from ddpm.nets.dit import DiT
 
 LRDecay = Literal["none", "cosine"]
 EMADecay = Annotated[float, Range(0, 1, hi_open=True)]
@@ -113,7 +111,7 @@ class DiffusionModule(AveragedModule):
         """REPA's projector (its own seed: the global random state, hence the data order, stays
         that of a run without REPA) and the hook that keeps block ``depth``'s tokens."""
         check_repa_depth(self.net, type(self.net).__name__, self.repa.depth)
-        net = cast("DiT", self.net)  # a network exposing its tokens (checked above)
+        net = cast(TokenNetwork, self.net)  # it exposes its tokens (checked above)
         width, dim = self.repa.projector_dim, net.token_dim
         self.repa_head = fork_init(seed + 1, lambda: Projector(dim, width, features))
 
@@ -264,7 +262,9 @@ class DiffusionModule(AveragedModule):
         assert tokens is not None and self.repa_head is not None  # the step's forward, add_repa
         if self.repa.weight == 0:
             tokens = tokens.detach()
-        target = resample_features(self.repa_encoder(pixels), cast("DiT", self.net).token_grid)
+        target = resample_features(
+            self.repa_encoder(pixels), cast(TokenNetwork, self.net).token_grid
+        )
         return alignment_loss(self.repa_head(tokens), target)
 
     def log_diagnostics(self, terms: dict, t: Tensor) -> None:
