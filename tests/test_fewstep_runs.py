@@ -70,6 +70,28 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
         train_in_process(tmp_path / "pd", *PD, f"model.teacher={ckpt}", steps=8)
 
 
+def test_ect_continues_a_consistency_model_with_the_adversarial_term_and_resumes_exactly(
+    edm_ckpt, tmp_path
+):
+    """A consistency checkpoint tuned further with ``model.adversarial``: the discriminator is
+    checkpointed and resumed with the model, both train, and the samplers still read the EMA."""
+    first = tmp_path / "first"
+    train_in_process(first, *ECT, f"model.init={edm_ckpt}", steps=4)
+    ckpt = first / "checkpoints" / "last.ckpt"
+    adv = ("model.adversarial=0.1", "model.stages=1", "model.q=256")
+    weights = _resumes_exactly(tmp_path, *ECT, f"model.init={ckpt}", *adv)
+    start = torch.load(ckpt, weights_only=True)["state_dict"]
+    assert not torch.equal(weights["net.out.2.weight"], start["ema.out.2.weight"])
+    disc = {k: v for k, v in weights.items() if k.startswith("discriminator.")}
+    assert disc and not any(k.startswith("discriminator.") for k in start)
+    halfway = _weights(tmp_path / "straight", "step_0000004.ckpt")  # it trains
+    assert not torch.equal(disc["discriminator.out.weight"], halfway["discriminator.out.weight"])
+    m = evaluate(compose("evaluate", f"ckpt={tmp_path / 'straight' / 'checkpoints' / 'last.ckpt'}",
+                         "progress=false", "num_samples=16", "sampler=consistency",
+                         run_dir=tmp_path / "e"))  # fmt: skip
+    assert m["nfe"] == 1 and np.isfinite(m["fid"])
+
+
 def test_ect_refuses_a_checkpoint_of_another_path_a_vae_or_another_network(edm_ckpt, tmp_path):
     flow = tmp_path / "flow"
     train_in_process(flow, "path=flow", steps=2)

@@ -38,3 +38,11 @@ def step_generator(seed: int, rank: int, step: int, device=None) -> torch.Genera
     g = torch.Generator(device=device)
     g.manual_seed(hash((int(seed), int(rank), int(step))) % (2**63))
     return g
+
+
+def fork_init(seed: int, build):
+    """``build()`` under its own seed, leaving the global random state as it was (so a run with
+    a head of its own, REPA's projector or a discriminator, draws the data order of one without)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build()

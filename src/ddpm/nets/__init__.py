@@ -1,7 +1,9 @@
-"""Networks: denoisers ``net(x_t, k, y=None) -> tensor`` and VAEs (``encode``/``decode``). They
-know nothing of diffusion or of the bounds they are trained with."""
+"""Networks: denoisers ``net(x_t, k, y=None) -> tensor``, VAEs (``encode``/``decode``) and the
+few-step models' discriminator ``D(x, y=None) -> logits``. They know nothing of diffusion or of
+the bounds they are trained with."""
 
 from ddpm.nets.diffusers_unet import DiffusersUNet
+from ddpm.nets.discriminator import Discriminator
 from ddpm.nets.dit import DiT
 from ddpm.nets.homework_unet import HomeworkUNet
 from ddpm.nets.mlp import MLP
@@ -14,6 +16,7 @@ __all__ = [
     "VAE",
     "ConvVAE",
     "DiffusersUNet",
+    "Discriminator",
     "DiT",
     "HomeworkUNet",
     "MLPVAE",

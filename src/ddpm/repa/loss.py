@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -117,11 +116,3 @@ def resample_features(features: Tensor, grid: tuple[int, int]) -> Tensor:
 def alignment_loss(projected: Tensor, target: Tensor) -> Tensor:
     """Per example: minus the mean over tokens of the cosine similarity (eq. 3)."""
     return -F.cosine_similarity(projected.float(), target.float(), dim=-1).mean(dim=1)
-
-
-def fork_init(seed: int, build):
-    """``build()`` under its own seed, leaving the global random state as it was (so a run with
-    REPA draws the same data order as one without)."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return build()

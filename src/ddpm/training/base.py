@@ -86,9 +86,29 @@ class AveragedModule(L.LightningModule):
         """The data the model is trained on, as the run config states it (read once)."""
         return data_info(self.hparams.run_config or {})
 
+    def heads(self) -> list[nn.Module]:
+        """Modules trained beside the network (REPA's projector, a discriminator): the optimiser
+        updates them too, and their gradients are clipped on their own (none here)."""
+        return []
+
     def trainable_parameters(self):
-        """What the optimiser updates: the network's parameters (and a module's own heads)."""
-        return self.net.parameters()
+        """What the optimiser updates: the network's parameters and the heads'."""
+        return [p for module in (self.net, *self.heads()) for p in module.parameters()]
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ):
+        """The network and each head are clipped on their own, so the network's clipping (by its
+        own norm) is that of the run without heads."""
+        if not self.heads() or not gradient_clip_val:
+            return super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+        for module in (self.net, *self.heads()):
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(module.parameters(), gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), gradient_clip_val)
 
     @staticmethod
     def build_optimizer(node: Mapping[str, Any]) -> Callable:

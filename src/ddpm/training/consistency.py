@@ -7,20 +7,35 @@ Of ECT's and sCM's (Lu & Song 2025) choices this takes ECT's: discrete pairs ``(
 noise draw with a ``t - r`` that shrinks stage by stage, because it tunes an EDM checkpoint of ours
 as it is (sCM needs the TrigFlow parametrisation and its network changes) and needs no
 Jacobian-vector product through the network (a third of the cost per step on a CPU).
+
+``model.adversarial > 0`` adds CTM's adversarial term (Kim et al. 2024, sec. 4.3;
+:mod:`ddpm.fewstep.adversarial`): a discriminator (``model.discriminator``, trained by the same
+optimiser with the R1 penalty) judges the one-step outputs ``f(x_t, t)`` of the step's own pairs
+against the batch's data, and the term's gradient on those outputs is scaled to the consistency
+loss's (times ``adversarial``). It is what lets the model go beyond its teacher's ODE.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.func import functional_call
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Range
+from ddpm.config.plugin import Plugin
+from ddpm.fewstep.adversarial import (
+    adaptive_weight,
+    discriminator_loss,
+    generator_loss,
+    r1_penalty,
+)
 from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
 from ddpm.models import ConsistencyModel
 from ddpm.paths import broadcast
-from ddpm.random import step_generator
+from ddpm.random import fork_init, step_generator
 from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
@@ -35,6 +50,13 @@ class ConsistencyModule(DiffusionModule):
       ``t`` are the path's log-normal (ECT's ``P_mean = -1.1``, ``P_std = 2``: set them as
       ``path.P_mean`` and ``path.P_std``, as the presets do).
     * ``huber_c`` (0): the pseudo-Huber constant of the metric.
+    * ``adversarial`` (0: none): the adversarial term's weight relative to the consistency loss;
+      ``discriminator``: its network (a partial, Hydra's ``_partial_: true``, taking the data's
+      ``shape`` and ``num_classes``; :class:`ddpm.nets.discriminator.Discriminator` by default); ``r1_gamma``:
+      the R1 penalty's ``gamma``.
+
+    ``init`` may also be a consistency checkpoint of ours, to tune it further (with the
+    adversarial term, say; ``stages=1 q=256`` keeps the ``t - r`` of the last of 8 stages).
     """
 
     model_family = ConsistencyModel
@@ -49,10 +71,30 @@ class ConsistencyModule(DiffusionModule):
         k: Annotated[float, NON_NEGATIVE] = 8.0,
         b: PositiveFloat = 1.0,
         huber_c: Annotated[float, NON_NEGATIVE] = 0.0,
+        adversarial: Annotated[float, NON_NEGATIVE] = 0.0,
+        discriminator: Callable[..., nn.Module] | None = None,
+        r1_gamma: Annotated[float, NON_NEGATIVE] = 0.1,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.path = ConsistencyPath.of(self.path)
+        self.discriminator: nn.Module | None = None
+        if adversarial > 0:
+            build = discriminator or self.stored_discriminator()
+            classes = self.data.num_classes if self.hparams.conditional else None
+            seed = self.hparams.seed + 2  # its own draw: the data order stays the run's
+            self.discriminator = fork_init(
+                seed, lambda: build(shape=tuple(self.data.shape), num_classes=classes)
+            )
+
+    def stored_discriminator(self) -> Callable[..., nn.Module]:
+        """The discriminator the run config names (``load_from_checkpoint``), else ours."""
+        node = ((self.hparams.run_config or {}).get("model") or {}).get("discriminator")
+        node = node or {"_target_": "ddpm.nets.discriminator.Discriminator", "_partial_": True}
+        return Plugin.from_config(node, "model.discriminator").build()
+
+    def heads(self) -> list[nn.Module]:
+        return [*super().heads(), *([self.discriminator] if self.discriminator else [])]
 
     @classmethod
     def check_config(cls, options: dict, network_cls=None) -> None:
@@ -88,11 +130,39 @@ class ConsistencyModule(DiffusionModule):
             f_r = self.consistency_fn(self.net, x0 + broadcast(r, x0) * noise, r, labels)
         per_example = ect_loss(f_t, f_r, t, r, h.huber_c)
         loss = per_example.mean()
-        self.check_finite(loss)
-        self.log("train/loss", loss, prog_bar=True)
+        total = loss
+        if self.discriminator is not None:
+            adversarial, stats = self.adversarial_term(x0, f_t, labels, loss)
+            total = loss + adversarial
+        self.check_finite(total)
+        self.log("train/loss", loss, prog_bar=True)  # the consistency loss
         self.log_step()
         if self.logs_this_step():
             self.log("train/stage", float(self.stage))
             self.log("train/mse", (f_t.detach() - f_r).pow(2).flatten(1).mean(1).mean())
             self.log("train/t_minus_r", (t - r).mean())
-        return loss
+            for name, value in stats.items():
+                self.log(f"train/{name}", value)
+        return total
+
+    def adversarial_term(
+        self, x0: Tensor, fake: Tensor, labels: Tensor | None, main: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The model's adversarial loss, scaled so its gradient on ``fake`` is ``adversarial``
+        times ``main``'s, plus the discriminator's loss with the R1 penalty (and these terms
+        detached, to log). One backward trains both: the model's term sees the discriminator's
+        weights detached, the discriminator's sees ``fake`` detached."""
+        disc, h = self.discriminator, self.hparams
+        assert disc is not None
+        frozen = {name: p.detach() for name, p in disc.named_parameters()}
+        g_loss = generator_loss(functional_call(disc, frozen, (fake, labels))).mean()
+        (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
+        (adv_grad,) = torch.autograd.grad(g_loss, fake, retain_graph=True)
+        weight = h.adversarial * adaptive_weight(main_grad, adv_grad)
+        real = x0.detach().requires_grad_(True)
+        real_logits = disc(real, labels)
+        d_loss = discriminator_loss(real_logits, disc(fake.detach(), labels)).mean()
+        r1 = r1_penalty(real_logits, real).mean()
+        stats = {"adv_g": g_loss, "adv_d": d_loss, "adv_r1": r1, "adv_weight": weight}
+        term = weight * g_loss + d_loss + 0.5 * h.r1_gamma * r1
+        return term, {name: value.detach() for name, value in stats.items()}

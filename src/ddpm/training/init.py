@@ -31,19 +31,27 @@ def _process(path) -> tuple[str, dict]:
     return path.name, options
 
 
-def check_start(stored: Mapping[str, Any], run: Mapping[str, Any], where: str, key: str) -> None:
+def check_start(
+    stored: Mapping[str, Any],
+    run: Mapping[str, Any],
+    where: str,
+    key: str,
+    kinds: tuple[str, ...] = ("diffusion",),
+) -> None:
     """Refuse a starting checkpoint whose model differs from the run's (``run`` is the run config
-    the module stores)."""
+    the module stores) or is of none of the model ``kinds`` (a consistency run also continues a
+    consistency model)."""
     recipe = ModelRecipe.from_run_config(stored, where)
     from ddpm.training.module import DiffusionModule
 
     family_cls = getattr(recipe.model.fn, "model_family", None)
     is_module = isinstance(recipe.model.fn, type) and issubclass(recipe.model.fn, DiffusionModule)
-    if not is_module or getattr(family_cls, "kind", None) != "diffusion":
+    if not is_module or getattr(family_cls, "kind", None) not in kinds:
         family = getattr(family_cls, "family", "model")
+        also = "".join(f" or a {k} model" for k in kinds if k != "diffusion")
         raise ConfigError(
             f"{key}={where} is a {family} checkpoint ({recipe.model.target}); it must be a "
-            f"diffusion model trained by train.py (model=diffusion)"
+            f"diffusion model trained by train.py (model=diffusion){also}"
         )
     mine = ModelRecipe.from_run_config(run, "the run")
     theirs_path, my_path = recipe.build_path(), mine.build_path()
@@ -92,7 +100,8 @@ def start_from(module, where: str, key: str) -> None:
             f"RUN/checkpoints/last.ckpt"
         )
     ckpt = load_checkpoint(where)
-    check_start(checkpoint_config(ckpt, where), module.hparams.run_config, where, key)
+    kinds = tuple(dict.fromkeys(("diffusion", module.model_family.kind)))
+    check_start(checkpoint_config(ckpt, where), module.hparams.run_config, where, key, kinds)
     prefix = "ema."
     state = {
         k[len(prefix) :].replace("_orig_mod.", ""): v

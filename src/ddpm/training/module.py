@@ -18,9 +18,9 @@ from ddpm.diffusion import TrainedVariance
 from ddpm.losses import LossType
 from ddpm.models import DiffusionModel, SamplingOptions
 from ddpm.paths import Path, as_path
-from ddpm.random import step_generator
+from ddpm.random import fork_init, step_generator
 from ddpm.repa import TokenNetwork
-from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, fork_init, resample_features
+from ddpm.repa.loss import Projector, REPAConfig, alignment_loss, resample_features
 from ddpm.samplers import SamplerSpec, builtin_sampler
 from ddpm.schedule import Schedule
 from ddpm.timestep_sampler import ImportanceSampler, TimestepSampling
@@ -94,7 +94,9 @@ class DiffusionModule(AveragedModule):
             optimizer = self.build_optimizer(run_config["model"]["optimizer"])
         super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay,
                          ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
-        self.save_hyperparameters(ignore=["net", "path", "optimizer", "repa_encoder"])
+        self.save_hyperparameters(
+            ignore=["net", "path", "optimizer", "repa_encoder", "discriminator"]
+        )
         self.path = path
         self.prediction = path.resolve_prediction(prediction)
         self.time_sampler = path.time_sampler(timestep_sampling)
@@ -120,24 +122,8 @@ class DiffusionModule(AveragedModule):
 
         net.token_block(self.repa.depth).register_forward_hook(keep)
 
-    def configure_gradient_clipping(
-        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
-    ):
-        """The projector's gradient is clipped on its own, so the network's clipping (by its own
-        norm) is that of the run without REPA."""
-        if self.repa_head is None or not gradient_clip_val:
-            return super().configure_gradient_clipping(
-                optimizer, gradient_clip_val, gradient_clip_algorithm
-            )
-        for params in (self.net.parameters(), self.repa_head.parameters()):
-            if gradient_clip_algorithm == "value":
-                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
-            else:
-                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-
-    def trainable_parameters(self):
-        head = [] if self.repa_head is None else list(self.repa_head.parameters())
-        return [*self.net.parameters(), *head]
+    def heads(self) -> list[nn.Module]:
+        return [] if self.repa_head is None else [self.repa_head]
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:
