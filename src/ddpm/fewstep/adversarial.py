@@ -1,7 +1,7 @@
 """An adversarial term for few-step models: a discriminator ``D(x, y)`` learns to tell the data
 from the model's one-step outputs ``f(x_t, t)``, and the model is pushed towards outputs ``D``
 takes for data (Goodfellow et al. 2014; for consistency models Kim et al. 2024, "Consistency
-trajectory models", sec. 4.3, CTM).
+trajectory models", CTM).
 
 A consistency model learns its teacher's probability-flow map, so at one or two calls it is at
 best that ODE's sample quality; a distribution-level term is what lets it go beyond it (CTM's

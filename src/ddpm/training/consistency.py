@@ -8,11 +8,12 @@ noise draw with a ``t - r`` that shrinks stage by stage, because it tunes an EDM
 as it is (sCM needs the TrigFlow parametrisation and its network changes) and needs no
 Jacobian-vector product through the network (a third of the cost per step on a CPU).
 
-``model.adversarial > 0`` adds CTM's adversarial term (Kim et al. 2024, sec. 4.3;
-:mod:`ddpm.fewstep.adversarial`): a discriminator (``model.discriminator``, trained by the same
-optimiser with the R1 penalty) judges the one-step outputs ``f(x_t, t)`` of the step's own pairs
-against the batch's data, and the term's gradient on those outputs is scaled to the consistency
-loss's (times ``adversarial``). It is what lets the model go beyond its teacher's ODE.
+``model.adversarial > 0`` adds the adversarial term of consistency trajectory models (Kim et al.
+2024, CTM; :mod:`ddpm.fewstep.adversarial`): a discriminator (``model.discriminator``, trained by
+the same optimiser with the R1 penalty) judges the one-step outputs ``f(x_t, t)`` of the step's
+own pairs against the batch's data, and the term's gradient on those outputs is scaled to the
+consistency loss's (times ``adversarial``). A distribution-level term, it can take the model past
+its teacher's ODE, which the consistency loss alone cannot.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class ConsistencyModule(DiffusionModule):
     * ``huber_c`` (0): the pseudo-Huber constant of the metric.
     * ``adversarial`` (0: none): the adversarial term's weight relative to the consistency loss;
       ``discriminator``: its network (a partial, Hydra's ``_partial_: true``, taking the data's
-      ``shape`` and ``num_classes``; :class:`ddpm.nets.discriminator.Discriminator` by default); ``r1_gamma``:
-      the R1 penalty's ``gamma``.
+      ``shape`` and ``num_classes``; :class:`ddpm.nets.discriminator.Discriminator` by
+      default); ``r1_gamma``: the R1 penalty's ``gamma``.
 
     ``init`` may also be a consistency checkpoint of ours, to tune it further (with the
     adversarial term, say; ``stages=1 q=256`` keeps the ``t - r`` of the last of 8 stages).
@@ -130,7 +131,7 @@ class ConsistencyModule(DiffusionModule):
             f_r = self.consistency_fn(self.net, x0 + broadcast(r, x0) * noise, r, labels)
         per_example = ect_loss(f_t, f_r, t, r, h.huber_c)
         loss = per_example.mean()
-        total = loss
+        total, stats = loss, dict[str, Tensor]()
         if self.discriminator is not None:
             adversarial, stats = self.adversarial_term(x0, f_t, labels, loss)
             total = loss + adversarial
