@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from ddpm.checks import ConfigError
 from ddpm.fewstep.adversarial import (
     adaptive_weight,
     discriminator_loss,
@@ -122,3 +123,18 @@ def test_one_backward_trains_the_model_and_the_discriminator_each_on_its_own_los
     plain, one, three = grads[0.0][0], grads[1.0][0], grads[3.0][0]
     assert not torch.allclose(one, plain)
     torch.testing.assert_close(three - plain, 3 * (one - plain), rtol=1e-4, atol=1e-6)
+
+
+def test_a_discriminator_without_widths_is_one_error_line(tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("train.py", "path=edm", "model=consistency", "sampler=consistency",
+                   "model.init=null", "model.adversarial=1", "model.discriminator.channels=[]",
+                   f"hydra.run.dir={tmp_path}", check=False)  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert proc.returncode != 0 and len(errors) == 1 and "Traceback" not in proc.stderr, lines
+    assert "model.discriminator.channels=[] is empty" in errors[0]
+    assert lines[-1] == errors[0]
+    with pytest.raises(ConfigError, match="is empty"):
+        Discriminator((1, 8, 8), channels=())

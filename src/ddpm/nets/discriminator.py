@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ddpm.checks import PositiveInt
+from ddpm.checks import ConfigError, PositiveInt
 
 
 class Discriminator(nn.Module):
@@ -28,6 +28,10 @@ class Discriminator(nn.Module):
     ) -> None:
         super().__init__()
         widths = [int(c) for c in channels]
+        if not widths:
+            raise ConfigError(
+                "model.discriminator.channels=[] is empty; give at least one width, e.g. [64, 128]"
+            )
         act = nn.LeakyReLU(0.2)
         layers: list[nn.Module]
         if len(shape) == 3:
