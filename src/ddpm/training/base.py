@@ -111,9 +111,12 @@ class AveragedModule(L.LightningModule):
                 torch.nn.utils.clip_grad_norm_(module.parameters(), gradient_clip_val)
 
     @staticmethod
-    def build_optimizer(node: Mapping[str, Any]) -> Callable:
-        """The optimizer a stored run config names (``_partial_``: it takes the parameters)."""
-        return Plugin.from_config(node, "model.optimizer").build()
+    def stored_plugin(run_config: Mapping[str, Any] | None, key: str) -> Any:
+        """``model.KEY`` of a stored run config, built (``None`` when the config has no such
+        key): what ``load_from_checkpoint`` passes for an argument Hydra instantiates on a run,
+        the optimizer or a discriminator (``_partial_``: it takes the rest of its arguments)."""
+        model = (run_config or {}).get("model") or {}
+        return Plugin.from_config(model[key], f"model.{key}").build() if key in model else None
 
     @classmethod
     def check_network(cls, network_cls) -> str | None:

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Range
-from ddpm.config.plugin import Plugin
 from ddpm.fewstep.adversarial import (
     adaptive_weight,
     discriminator_loss,
@@ -35,6 +34,7 @@ from ddpm.fewstep.adversarial import (
 )
 from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
 from ddpm.models import ConsistencyModel
+from ddpm.nets.discriminator import Discriminator
 from ddpm.paths import broadcast
 from ddpm.random import fork_init, step_generator
 from ddpm.training.base import dropped_labels, with_labels
@@ -81,18 +81,13 @@ class ConsistencyModule(DiffusionModule):
         self.path = ConsistencyPath.of(self.path)
         self.discriminator: nn.Module | None = None
         if adversarial > 0:
-            build = discriminator or self.stored_discriminator()
+            stored = self.hparams.run_config  # load_from_checkpoint: the node it names
+            build = discriminator or self.stored_plugin(stored, "discriminator") or Discriminator
             classes = self.data.num_classes if self.hparams.conditional else None
             seed = self.hparams.seed + 2  # its own draw: the data order stays the run's
             self.discriminator = fork_init(
                 seed, lambda: build(shape=tuple(self.data.shape), num_classes=classes)
             )
-
-    def stored_discriminator(self) -> Callable[..., nn.Module]:
-        """The discriminator the run config names (``load_from_checkpoint``), else ours."""
-        node = ((self.hparams.run_config or {}).get("model") or {}).get("discriminator")
-        node = node or {"_target_": "ddpm.nets.discriminator.Discriminator", "_partial_": True}
-        return Plugin.from_config(node, "model.discriminator").build()
 
     def heads(self) -> list[nn.Module]:
         return [*super().heads(), *([self.discriminator] if self.discriminator else [])]

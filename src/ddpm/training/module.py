@@ -90,8 +90,8 @@ class DiffusionModule(AveragedModule):
         path.check_model(
             {"loss": loss, "variance": variance, "timestep_sampling": timestep_sampling}
         )
-        if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
-            optimizer = self.build_optimizer(run_config["model"]["optimizer"])
+        if optimizer is None:
+            optimizer = self.stored_plugin(run_config, "optimizer")
         super().__init__(net, optimizer, compile, channels_last, ema_decay=ema_decay,
                          ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
         self.save_hyperparameters(

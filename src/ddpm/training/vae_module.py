@@ -52,8 +52,8 @@ class VAEModule(AveragedModule):
             net = cast(VAE, recipe.build_network())  # checked just below
         if problem := self.check_network(type(net)):
             raise TypeError(problem)
-        if optimizer is None and run_config and "optimizer" in run_config.get("model", {}):
-            optimizer = self.build_optimizer(run_config["model"]["optimizer"])
+        if optimizer is None:
+            optimizer = self.stored_plugin(run_config, "optimizer")
         super().__init__(net, optimizer, ema_decay=ema_decay,
                          ema_sigma_rels=ema_sigma_rels(run_config))  # fmt: skip
         self.save_hyperparameters(ignore=["net", "optimizer"])
