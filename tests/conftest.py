@@ -208,6 +208,17 @@ def hf_folder(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def digit_samples_npz(tmp_path_factory):
+    """A samples.npz of 40 labelled 8x8 images, as sample.py writes it (dataset=samples)."""
+    from ddpm.evaluation.outputs import write_samples
+
+    out = tmp_path_factory.mktemp("digit_samples")
+    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_samples(out, x, is_image=True, labels=torch.arange(40) % 10)
+    return out / "samples.npz"
+
+
 def companions(group: str, option: str) -> list[str]:
     """What an option needs beside it to make a whole run (points need an MLP, VAEs a VAE)."""
     if group == "network" and option.endswith("vae"):

@@ -79,6 +79,8 @@ def test_every_group_option_composes_parses_and_builds(group, option, request):
     extra = list(companions(group, option))
     if (group, option) == ("dataset", "hf"):
         extra += [f"dataset.path={request.getfixturevalue('hf_folder')}", "dataset.image_size=8"]
+    if (group, option) == ("dataset", "samples"):
+        extra += [f"dataset.path={request.getfixturevalue('digit_samples_npz')}"]
     if (group, option) == ("network", "homework_unet"):
         extra += ["network.channels=[16,32,64,128]"]  # 8x8 digits: four levels, not five
     if group == "model":

@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from conftest import inception_weights
+from ddpm.data.npz import ImageBatch, NpzError, read_batch, write_reference
 from ddpm.evaluation.metrics import (
     feature_statistics,
     frechet_distance,
@@ -15,7 +16,6 @@ from ddpm.evaluation.metrics import (
     kernel_inception_distance,
     precision_recall,
 )
-from ddpm.evaluation.npz import ImageBatch, NpzError, read_batch, write_reference
 from ddpm.evaluation.protocol import aggregate
 
 

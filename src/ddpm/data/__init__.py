@@ -13,6 +13,7 @@ _WHERE = {
     "DigitsDataModule": "ddpm.data.digits",
     "HFDataModule": "ddpm.data.hf",
     "ImageFolderDataModule": "ddpm.data.image_folder",
+    "SamplesDataModule": "ddpm.data.samples",
     "Toy2DDataModule": "ddpm.data.toy2d",
     "TorchvisionDataModule": "ddpm.data.torchvision_sets",
 }

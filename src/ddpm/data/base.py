@@ -85,6 +85,13 @@ class DiffusionDataModule(L.LightningDataModule):
         """:attr:`info` when it is known without reading the data (``None`` otherwise)."""
         return self._info
 
+    @property
+    def real_data(self) -> DiffusionDataModule:
+        """The real data this data stands for, which evaluation compares against and EDM's
+        ``sigma_data: auto`` is measured on: itself, except for a batch of generated samples
+        (:class:`~ddpm.data.samples.SamplesDataModule`)."""
+        return self
+
     def check_available(self) -> object:
         """Raise before training when the data is not on disk (overridden where it can be)."""
 

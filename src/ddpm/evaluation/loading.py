@@ -42,11 +42,12 @@ class LoadedModel:
         return self.model.num_classes
 
     def datamodule(self):
-        """The data the model was trained on (its test split is the FID/bits-per-dim reference)."""
+        """The real data the model was trained on, or imitates when it was trained on samples
+        (its test split is the FID/bits-per-dim reference)."""
         dataset = self.recipe.dataset
         if dataset is None:
             raise CheckpointError(f"{self.path} does not say which data it was trained on")
-        return dataset.build()
+        return dataset.build().real_data
 
 
 def load_model(path: str | Path, use_ema: bool = True, device="cpu") -> LoadedModel:

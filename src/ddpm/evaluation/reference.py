@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, cast
 from torch import Tensor
 
 from ddpm.data.base import dataset_tensors
+from ddpm.data.npz import ImageBatch, NpzError, read_batch, write_reference
 from ddpm.evaluation.extractors import FeatureExtractor, IdentityExtractor
 from ddpm.evaluation.features import extract_in_order, real_feature_spaces
 from ddpm.evaluation.metrics import feature_statistics
-from ddpm.evaluation.npz import ImageBatch, NpzError, read_batch, write_reference
 from ddpm.figures import to_uint8
 
 if TYPE_CHECKING:

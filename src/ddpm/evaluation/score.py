@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ddpm.config.protocol import METRIC_SPACES, ProtocolConfig
-from ddpm.evaluation.npz import NpzError, read_batch
+from ddpm.data.npz import NpzError, read_batch
 
 ADM_SUITE = ["fid", "sfid", "is", "precision", "recall"]
 

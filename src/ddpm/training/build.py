@@ -61,15 +61,16 @@ def run_config(
 
 
 def build_path(cfg: TrainConfig, datamodule) -> tuple[object | None, dict]:
-    """The run's path, with the options it measures on the training data resolved (EDM's
-    ``sigma_data: auto``); returns it and those resolved options."""
+    """The run's path, with the options it measures on the data resolved (EDM's ``sigma_data:
+    auto``, on the real data a batch of samples stands for); returns it and those options."""
     if cfg.path is None:
         return None, {}
     path = cfg.path.build()
     resolve = getattr(path, "resolve", None)
     if resolve is None:
         return path, {}
-    return path, resolve(lambda: dataset_tensors(datamodule.train_set, RESOLVE_EXAMPLES)[0])
+    real = datamodule.real_data
+    return path, resolve(lambda: dataset_tensors(real.train_set, RESOLVE_EXAMPLES)[0])
 
 
 def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:

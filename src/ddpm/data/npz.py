@@ -5,6 +5,7 @@ Read: ``arr_0`` (ADM's sample and reference batches, ``np.savez(path, images)`` 
 pipeline's ``output_type="np"`` output, k-diffusion's and DiT's sample scripts), ours ``images``
 (``sample.py``) or ``samples`` (float in [-1, 1], NCHW). Integer images are 0..255; float images
 are in [0, 1] (diffusers) unless negative values show [-1, 1]. Channels last (NHWC) or first.
+Labels, when present: ours ``labels``, or ``arr_1`` (ADM's class-conditional sample batches).
 
 Written: ``arr_0`` uint8 NHWC, with the statistics ADM's evaluator reads when present (``mu``,
 ``sigma`` of the pool features; ``mu_s``, ``sigma_s`` of the spatial ones), plus ours:
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 IMAGE_KEYS = ("images", "arr_0", "samples")
+LABEL_KEYS = ("labels", "arr_1")  # ours (sample.py), ADM's class-conditional sample batches
 STAT_KEYS = {"pool": ("mu", "sigma"), "spatial": ("mu_s", "sigma_s"), "dinov2": ("mu_dinov2", "sigma_dinov2")}  # fmt: skip
 META_KEYS = ("split", "dataset", "feature_extractor", "num_images", "dataset_config", "dinov2")
 
@@ -35,11 +37,13 @@ class NpzError(ValueError):
 
 @dataclass
 class ImageBatch:
-    """``images``: uint8 NCHW; ``stats``: space -> (mu, sigma) float64; ``meta``: strings."""
+    """``images``: uint8 NCHW; ``stats``: space -> (mu, sigma) float64; ``meta``: strings;
+    ``labels``: int64, one per image, when the file holds them."""
 
     images: Tensor
     stats: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    labels: Tensor | None = None
 
     def data_space(self) -> Tensor:
         """The images as float in [-1, 1] (how samples live in this framework)."""
@@ -91,11 +95,24 @@ def read_batch(path: str | Path) -> ImageBatch:
                 if m in keys and s in keys
             }
             meta = {k: str(f[k]) for k in META_KEYS if k in keys}
+            labels = _labels(f, keys, len(images), path)
     except (OSError, ValueError) as e:
         if isinstance(e, NpzError):
             raise
         raise NpzError(f"{path} is not a readable .npz file ({str(e).splitlines()[0]})") from None
-    return ImageBatch(images, stats, meta)
+    return ImageBatch(images, stats, meta, labels)
+
+
+def _labels(f, keys: set[str], n: int, path: Path) -> Tensor | None:
+    key = next((k for k in LABEL_KEYS if k in keys), None)
+    if key is None:
+        return None
+    a = f[key]
+    if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer):
+        raise NpzError(
+            f"{path}: {key} has shape {a.shape} and dtype {a.dtype}; expected {n} integer labels"
+        )
+    return torch.from_numpy(a.astype(np.int64))
 
 
 def write_reference(path: str | Path, batch: ImageBatch) -> Path:
