@@ -4,6 +4,10 @@ outputs (``outputs``); ``sample(cfg)`` and ``evaluate(cfg)`` are the library cal
 sample.py and evaluate.py."""
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names are, for readers and type checkers
+    from ddpm.evaluation.commands import evaluate, sample
 
 __all__ = ["evaluate", "sample"]
 
