@@ -58,6 +58,22 @@ def test_bad_files_are_refused_naming_the_file(tmp_path):
                        torch.tensor([0, 1, 2, 9]))  # fmt: skip
 
 
+def test_points_are_read_from_samples_and_a_broken_file_is_refused(tmp_path):
+    from ddpm.evaluation.outputs import write_samples
+
+    real = Toy2DDataModule(size=64, test_size=16)
+    x = torch.randn(30, 2)
+    write_samples(tmp_path, x, is_image=False)
+    dm = SamplesDataModule(str(tmp_path / "samples.npz"), real)
+    loaded, labels = dm.load()
+    assert torch.equal(loaded, x) and set(labels.tolist()) == {-1}
+    assert dm.info.num_classes is None and dm.info.shape == (2,)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip file")
+    with pytest.raises(DatasetNotFoundError, match="is not a readable .npz file"):
+        SamplesDataModule(str(broken), real).load()
+
+
 def test_samples_without_labels_are_unlabelled_data(tmp_path):
     from ddpm.checks import ConfigError
     from ddpm.config import parse_train

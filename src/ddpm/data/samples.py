@@ -31,6 +31,7 @@ class SamplesDataModule(DiffusionDataModule):
     def __init__(self, path: str, real: DiffusionDataModule, **kwargs) -> None:
         super().__init__(**kwargs)
         self.path, self.real = Path(path).expanduser(), real
+        self._has_labels: bool | None = None
 
     @property
     def info(self) -> DataInfo:
@@ -51,13 +52,15 @@ class SamplesDataModule(DiffusionDataModule):
         return info if self._labelled() else replace(info, num_classes=None)
 
     def _labelled(self) -> bool:
-        if not self.path.is_file():
-            return True  # refused, naming the file, when the data is loaded
-        try:
-            with np.load(self.path, allow_pickle=False) as f:
-                return any(k in f.files for k in LABEL_KEYS)
-        except (OSError, ValueError):
-            return True
+        if self._has_labels is None:
+            if not self.path.is_file():
+                return True  # refused, naming the file, when the data is loaded
+            try:
+                with np.load(self.path, allow_pickle=False) as f:
+                    self._has_labels = any(k in f.files for k in LABEL_KEYS)
+            except (OSError, ValueError):
+                return True  # refused, naming the file, when the data is loaded
+        return self._has_labels
 
     @property
     def real_data(self) -> DiffusionDataModule:
@@ -86,9 +89,15 @@ class SamplesDataModule(DiffusionDataModule):
                     if "samples" not in f.files:
                         raise NpzError(f"{self.path} holds {sorted(f.files)}; expected samples")
                     x = torch.from_numpy(f["samples"]).float()
-                    labels = torch.from_numpy(f["labels"]).long() if "labels" in f.files else None
+                    key = next((k for k in LABEL_KEYS if k in f.files), None)
+                    labels = None if key is None else torch.from_numpy(f[key]).long()
         except NpzError as e:
             raise DatasetNotFoundError(f"dataset.path: {e}") from None
+        except (OSError, ValueError) as e:  # points: np.load's own errors
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DatasetNotFoundError(
+                f"dataset.path={self.path} is not a readable .npz file ({first})"
+            ) from None
         if tuple(x.shape[1:]) != tuple(info.shape):
             raise DatasetNotFoundError(
                 f"dataset.path={self.path} holds samples of shape {tuple(x.shape[1:])}; the real "
