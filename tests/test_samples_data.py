@@ -68,6 +68,10 @@ def test_points_are_read_from_samples_and_a_broken_file_is_refused(tmp_path):
     loaded, labels = dm.load()
     assert torch.equal(loaded, x) and set(labels.tolist()) == {-1}
     assert dm.info.num_classes is None and dm.info.shape == (2,)
+    short = tmp_path / "short.npz"
+    np.savez(short, samples=x.numpy(), labels=np.zeros(29, np.int64))
+    with pytest.raises(DatasetNotFoundError, match="expected 30 integer labels"):
+        SamplesDataModule(str(short), real).load()
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"not a zip file")
     with pytest.raises(DatasetNotFoundError, match="is not a readable .npz file"):

@@ -95,7 +95,7 @@ def read_batch(path: str | Path) -> ImageBatch:
                 if m in keys and s in keys
             }
             meta = {k: str(f[k]) for k in META_KEYS if k in keys}
-            labels = _labels(f, keys, len(images), path)
+            labels = read_labels(f, len(images), path)
     except (OSError, ValueError) as e:
         if isinstance(e, NpzError):
             raise
@@ -103,8 +103,10 @@ def read_batch(path: str | Path) -> ImageBatch:
     return ImageBatch(images, stats, meta, labels)
 
 
-def _labels(f, keys: set[str], n: int, path: Path) -> Tensor | None:
-    key = next((k for k in LABEL_KEYS if k in keys), None)
+def read_labels(f, n: int, path: Path) -> Tensor | None:
+    """The ``n`` labels of an open ``.npz`` file ``f`` (``labels``, else ``arr_1``; ``None``
+    when it has neither); refused, naming the file, unless they are ``n`` integers."""
+    key = next((k for k in LABEL_KEYS if k in f.files), None)
     if key is None:
         return None
     a = f[key]

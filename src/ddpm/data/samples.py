@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, TensorPairs
-from ddpm.data.npz import LABEL_KEYS, NpzError, read_batch
+from ddpm.data.npz import LABEL_KEYS, NpzError, read_batch, read_labels
 
 
 class SamplesDataModule(DiffusionDataModule):
@@ -89,8 +89,7 @@ class SamplesDataModule(DiffusionDataModule):
                     if "samples" not in f.files:
                         raise NpzError(f"{self.path} holds {sorted(f.files)}; expected samples")
                     x = torch.from_numpy(f["samples"]).float()
-                    key = next((k for k in LABEL_KEYS if k in f.files), None)
-                    labels = None if key is None else torch.from_numpy(f[key]).long()
+                    labels = read_labels(f, len(x), self.path)
         except NpzError as e:
             raise DatasetNotFoundError(f"dataset.path: {e}") from None
         except (OSError, ValueError) as e:  # points: np.load's own errors
