@@ -94,14 +94,20 @@ def test_samples_without_labels_are_unlabelled_data(tmp_path):
         parse_train(compose("train", *overrides, "model.conditional=true", run_dir=tmp_path / "r"))
 
 
-def test_a_missing_file_is_one_error_line_before_any_work(tmp_path):
-    proc = run_cli("train.py", "dataset=samples", f"dataset.path={tmp_path / 'none.npz'}",
-                   f"hydra.run.dir={tmp_path / 'run'}", check=False)  # fmt: skip
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert proc.returncode != 0 and len(errors) == 1
-    assert errors[0].startswith("error: dataset.path=") and errors[0].endswith("its samples.npz")
-    assert "Traceback" not in proc.stdout + proc.stderr
-    assert not (tmp_path / "run" / "checkpoints").exists()
+def test_bad_input_is_one_error_line_before_any_work(digit_samples_npz, tmp_path):
+    missing = tmp_path / "none.npz"
+    cases = {
+        f"error: dataset.path={missing} does not exist": [f"dataset.path={missing}"],
+        "error: dataset.real=5 is not a dataset": [f"dataset.path={digit_samples_npz}",
+                                                   "dataset.real=5"],
+    }  # fmt: skip
+    for expected, overrides in cases.items():
+        proc = run_cli("train.py", "dataset=samples", *overrides,
+                       f"hydra.run.dir={tmp_path / 'run'}", check=False)  # fmt: skip
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert proc.returncode != 0 and len(errors) == 1 and errors[0].startswith(expected)
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ddpm.checks import ConfigError
 from ddpm.data.base import DataInfo, DatasetNotFoundError, DiffusionDataModule, TensorPairs
 from ddpm.data.npz import LABEL_KEYS, NpzError, read_batch, read_labels
 
@@ -30,6 +31,11 @@ class SamplesDataModule(DiffusionDataModule):
 
     def __init__(self, path: str, real: DiffusionDataModule, **kwargs) -> None:
         super().__init__(**kwargs)
+        if not isinstance(real, DiffusionDataModule):
+            raise ConfigError(
+                f"dataset.real={real!r} is not a dataset: give the data the samples imitate as a "
+                f"node with a _target_, e.g. dataset.real._target_=ddpm.data.DigitsDataModule"
+            )
         self.path, self.real = Path(path).expanduser(), real
         self._has_labels: bool | None = None
 
