@@ -15,6 +15,7 @@ from ddpm.fewstep.adversarial import (
     generator_loss,
     r1_penalty,
 )
+from ddpm.fewstep.consistency import sampler_outputs
 from ddpm.nets.discriminator import Discriminator
 
 
@@ -87,14 +88,14 @@ def test_the_discriminator_gives_one_logit_per_example_and_projects_the_class(sh
     assert float(disc.embed.weight[0].detach().abs().sum()) == 0.0
 
 
-def _module(adversarial: float):
+def _module(adversarial: float, *overrides: str):
     from conftest import TOY_OVERRIDES, compose
     from ddpm.config import parse_train
     from ddpm.training.build import build_module
 
     cfg = parse_train(compose("train", *TOY_OVERRIDES, "path=edm", "model=consistency",
                               "sampler=consistency", "model.init=null",
-                              f"model.adversarial={adversarial}"))  # fmt: skip
+                              f"model.adversarial={adversarial}", *overrides))  # fmt: skip
     torch.manual_seed(0)
     return build_module(cfg, cfg.dataset.build())
 
@@ -138,3 +139,78 @@ def test_a_discriminator_without_widths_is_one_error_line(tmp_path):
     assert lines[-1] == errors[0]
     with pytest.raises(ConfigError, match="is empty"):
         Discriminator((1, 8, 8), channels=())
+
+
+def test_sampler_outputs_are_algorithm_1_with_the_gradient_on_the_last_call_only():
+    """Part ``k`` of the batch is the consistency sampler's output after ``k + 1`` calls, written
+    out here by hand (Song et al. 2023, Algorithm 1), on the same draws; the gradient reaches the
+    model through each example's last call only, with the earlier calls' outputs as constants."""
+    w = torch.tensor(0.7, requires_grad=True)
+
+    def f(x, sigma, index):
+        return w * x / (1 + sigma[:, None])
+
+    plan, sigma_min, n = [80.0, 2.5, 0.5], 0.002, 6
+    noises = [torch.randn(n, 3, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    out = sampler_outputs(f, plan, noises, sigma_min)
+    expected, last_inputs = [], []
+    with torch.no_grad():
+        for i in range(n):
+            calls = i * len(plan) // n + 1
+            x0 = f(plan[0] * noises[0][i : i + 1], torch.tensor([plan[0]]), None)
+            x, level = plan[0] * noises[0][i : i + 1], plan[0]
+            for k in range(1, calls):
+                x = x0 + math.sqrt(plan[k] ** 2 - sigma_min**2) * noises[k][i : i + 1]
+                level = plan[k]
+                x0 = f(x, torch.tensor([level]), None)
+            expected.append(x0)
+            last_inputs.append(x / (1 + level))
+    torch.testing.assert_close(out, torch.cat(expected))
+    out.sum().backward()
+    torch.testing.assert_close(w.grad, torch.cat(last_inputs).sum())
+
+
+def test_with_adversarial_steps_the_discriminator_judges_the_samplers_outputs():
+    """With ``adversarial_steps=2`` the discriminator's fakes are the sampler's: the first half
+    one call from the prior at ``sigma_max`` (on the term's own stream), the second half two
+    calls; the model's gradient then differs from the term on the pairs' outputs."""
+    from ddpm.random import step_generator
+
+    x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+    noisy = x0 + 1.5 * torch.randn(16, 2, generator=torch.Generator().manual_seed(2))
+    sigma = torch.full((16,), 1.5)
+    grads, judged = {}, []
+    for steps in (0, 2):
+        module = _module(0.1, f"model.adversarial_steps={steps}")
+        module.discriminator.register_forward_hook(lambda m, a, o: judged.append(a[0].detach()))
+        fake = module.consistency_fn(module.net, noisy, sigma, None)
+        main = (fake - x0).pow(2).sum(1).mean()
+        judged.clear()
+        term, _ = module.adversarial_term(x0, fake, None, main)
+        (main + term).backward()
+        grads[steps] = torch.cat([p.grad.flatten() for p in module.net.parameters()])
+    assert not torch.allclose(grads[0], grads[2])
+    g = step_generator(module.hparams.seed + 7, 0, 0, module.device)
+    z = torch.randn(x0.shape, generator=g)
+    top = torch.full((16,), float(module.path.t_max))
+    with torch.no_grad():
+        first = module.consistency_fn(module.net, top[:, None] * z, top, None)
+    torch.testing.assert_close(judged[0][:8], first[:8])
+    assert not torch.allclose(judged[0][8:], first[8:])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ("model.adversarial=0", "model.adversarial_steps=2"),
+            "has no effect with model.adversarial=0",
+        ),
+        (("model.adversarial_levels=[1.0]",), "needs model.adversarial_steps > 0"),
+        (("model.adversarial_steps=3", "model.adversarial_levels=[1.0]"), "give 2 levels"),
+        (("model.adversarial_steps=2", "model.adversarial_levels=[90.0]"), "below sigma_max=80"),
+    ],
+)
+def test_sampler_judging_settings_that_would_be_ignored_or_refused_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _module(0.1, *overrides)

@@ -24,6 +24,8 @@ gradient is the squared loss's with the adaptive weight ``1 / ||d||``).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -101,3 +103,38 @@ def ect_loss(f_t: Tensor, f_r: Tensor, t: Tensor, r: Tensor, c: float = 0.0) -> 
     d2 = (f_t - f_r.detach()).flatten(1).pow(2).sum(1)
     metric = (d2 + c * c).clamp_min(1e-20).sqrt() - c
     return metric / (t - r).to(metric)
+
+
+def consistency_plan(path: Path, steps: int, levels: Sequence[float] | None = None) -> list[float]:
+    """The levels the consistency sampler calls the model at in ``steps`` calls (Song et al. 2023,
+    Algorithm 1): the path's first sampling level (``sigma_max``), then the ``steps - 1``
+    revisited ``levels``, or where ``null`` the ``trailing`` spacing's, as ``sampler=consistency
+    sampler.steps=steps`` takes them."""
+    spaced = [float(v) for v in path.sampling_levels(steps, "trailing")]
+    return [spaced[0], *([float(v) for v in levels] if levels is not None else spaced[1:])]
+
+
+def sampler_outputs(
+    f: Callable[[Tensor, Tensor, Tensor], Tensor],
+    plan: Sequence[float],
+    noises: Sequence[Tensor],
+    sigma_min: float,
+) -> Tensor:
+    """The consistency sampler's outputs (Song et al. 2023, Algorithm 1) along ``plan``, the batch
+    in ``len(plan)`` equal parts in order: part ``k`` is the output of ``k + 1`` calls. ``f(x,
+    sigma, index)`` is the consistency function on the batch's examples ``index``; ``noises[0]``
+    is the prior's draw and ``noises[k]`` the ``k``-th re-noising (``x = x0 + sqrt(tau^2 -
+    sigma_min^2) z``). Each part's earlier calls run without gradient and its last with it (the
+    generator trained on its own intermediate outputs: DMD2's backward simulation, Yin et al.
+    2024 sec. 4.4), so one call per example carries the gradient."""
+    n = noises[0].shape[0]
+    part = torch.arange(n, device=noises[0].device) * len(plan) // n
+    x = plan[0] * noises[0]
+    sigma = torch.full((n,), plan[0], device=x.device, dtype=x.dtype)
+    for k, tau in enumerate(plan[1:], start=1):
+        index = (part >= k).nonzero().squeeze(1)
+        with torch.no_grad():
+            x0 = f(x[index], sigma[index], index)
+        renoised = x0 + math.sqrt(max(tau * tau - sigma_min * sigma_min, 0.0)) * noises[k][index]
+        x, sigma = x.index_copy(0, index, renoised), sigma.index_fill(0, index, tau)
+    return f(x, sigma, torch.arange(n, device=x.device))

@@ -13,26 +13,42 @@ Jacobian-vector product through the network (a third of the cost per step on a C
 the same optimiser with the R1 penalty) judges the one-step outputs ``f(x_t, t)`` of the step's
 own pairs against the batch's data, and the term's gradient on those outputs is scaled to the
 consistency loss's (times ``adversarial``). A distribution-level term, it can take the model past
-its teacher's ODE, which the consistency loss alone cannot.
+its teacher's ODE, which the consistency loss alone cannot. With ``model.adversarial_steps=N`` it
+judges instead what the model is sampled with: the consistency sampler's outputs after 1 to ``N``
+calls (:func:`~ddpm.fewstep.consistency.sampler_outputs`; DMD2's backward simulation).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ddpm.checks import NON_NEGATIVE, ConfigError, PositiveFloat, PositiveInt, Range
+from ddpm.checks import (
+    NON_NEGATIVE,
+    ConfigError,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+)
 from ddpm.fewstep.adversarial import (
     adaptive_weight,
     discriminator_loss,
     generator_loss,
     r1_penalty,
 )
-from ddpm.fewstep.consistency import ConsistencyPath, ect_loss, ect_r, ect_stage
+from ddpm.fewstep.consistency import (
+    ConsistencyPath,
+    consistency_plan,
+    ect_loss,
+    ect_r,
+    ect_stage,
+    sampler_outputs,
+)
 from ddpm.models import ConsistencyModel
 from ddpm.nets.discriminator import Discriminator
 from ddpm.paths import broadcast
@@ -55,6 +71,10 @@ class ConsistencyModule(DiffusionModule):
       ``discriminator``: its network (a partial, Hydra's ``_partial_: true``, taking the data's
       ``shape`` and ``num_classes``; :class:`ddpm.nets.discriminator.Discriminator` by
       default); ``r1_gamma``: the R1 penalty's ``gamma``.
+    * ``adversarial_steps`` (0: the step's one-step outputs ``f(x_t, t)``, as CTM): ``N`` judges
+      the consistency sampler's outputs instead, a share of the batch after each of 1 to ``N``
+      calls, at the levels of ``sampler=consistency sampler.steps=N``; ``adversarial_levels``
+      gives its revisited levels (``sampler.levels``: ``N - 1`` of them; ``null``: trailing).
 
     ``init`` may also be a consistency checkpoint of ours, to tune it further (with the
     adversarial term, say; ``stages=1 q=256`` keeps the ``t - r`` of the last of 8 stages).
@@ -75,10 +95,15 @@ class ConsistencyModule(DiffusionModule):
         adversarial: Annotated[float, NON_NEGATIVE] = 0.0,
         discriminator: Callable[..., nn.Module] | None = None,
         r1_gamma: Annotated[float, NON_NEGATIVE] = 0.1,
+        adversarial_steps: NonNegativeInt = 0,
+        adversarial_levels: Sequence[float] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.path = ConsistencyPath.of(self.path)
+        self.adversarial_plan = adversarial_plan(
+            self.path, adversarial, adversarial_steps, adversarial_levels
+        )
         self.discriminator: nn.Module | None = None
         if adversarial > 0:
             stored = self.hparams.run_config  # load_from_checkpoint: the node it names
@@ -144,15 +169,19 @@ class ConsistencyModule(DiffusionModule):
     def adversarial_term(
         self, x0: Tensor, fake: Tensor, labels: Tensor | None, main: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The model's adversarial loss, scaled so its gradient on ``fake`` is ``adversarial``
-        times ``main``'s, plus the discriminator's loss with the R1 penalty (and these terms
-        detached, to log). One backward trains both: the model's term sees the discriminator's
-        weights detached, the discriminator's sees ``fake`` detached."""
+        """The model's adversarial loss on the judged outputs (``fake``, the pairs' one-step
+        outputs, or the sampler's: :meth:`sampled`), scaled so its gradient on them is
+        ``adversarial`` times ``main``'s on ``fake``; plus the discriminator's loss with the R1
+        penalty (and these terms detached, to log). One backward trains both: the model's term
+        sees the discriminator's weights detached, the discriminator's sees the outputs detached."""
         disc, h = self.discriminator, self.hparams
         assert disc is not None
+        fake_t = fake
+        if self.adversarial_plan:
+            fake = self.sampled(x0, labels)
         frozen = {name: p.detach() for name, p in disc.named_parameters()}
         g_loss = generator_loss(functional_call(disc, frozen, (fake, labels))).mean()
-        (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
+        (main_grad,) = torch.autograd.grad(main, fake_t, retain_graph=True)
         (adv_grad,) = torch.autograd.grad(g_loss, fake, retain_graph=True)
         weight = h.adversarial * adaptive_weight(main_grad, adv_grad)
         real = x0.detach().requires_grad_(True)
@@ -162,3 +191,53 @@ class ConsistencyModule(DiffusionModule):
         stats = {"adv_g": g_loss, "adv_d": d_loss, "adv_r1": r1, "adv_weight": weight}
         term = weight * g_loss + d_loss + 0.5 * h.r1_gamma * r1
         return term, {name: value.detach() for name, value in stats.items()}
+
+    def sampled(self, x0: Tensor, labels: Tensor | None) -> Tensor:
+        """The consistency sampler's outputs along ``adversarial_plan`` for a batch like ``x0``
+        with the batch's labels, from their own random stream (the pairs' draws stay the run's)."""
+        seed = self.hparams.seed + 7  # apart from the pairs' (seed) and D's initial draw (+ 2)
+        g = step_generator(seed, self.global_rank, self.global_step, self.device)
+        noises = [
+            torch.randn(x0.shape, generator=g, device=self.device, dtype=x0.dtype)
+            for _ in self.adversarial_plan
+        ]
+
+        def f(x: Tensor, sigma: Tensor, index: Tensor) -> Tensor:
+            y = labels[index] if labels is not None else None
+            return self.consistency_fn(self.net, x, sigma, y)
+
+        return sampler_outputs(f, self.adversarial_plan, noises, float(self.path.t_min))
+
+
+def adversarial_plan(
+    path: ConsistencyPath, weight: float, steps: int, levels: Sequence[float] | None
+) -> list[float]:
+    """The levels whose sampler outputs the adversarial term judges (none: the pairs' outputs);
+    a setting that would be ignored or that the sampler would refuse is refused."""
+    if steps == 0:
+        if levels is not None:
+            raise ConfigError(
+                f"model.adversarial_levels={list(levels)} needs model.adversarial_steps > 0 "
+                f"(the sampler's calls they are revisited in)"
+            )
+        return []
+    if weight == 0:
+        raise ConfigError(
+            f"model.adversarial_steps={steps} has no effect with model.adversarial=0; give the "
+            f"term a weight, e.g. model.adversarial=0.01"
+        )
+    plan = consistency_plan(path, steps, levels)
+    if levels is not None:
+        shown = [float(v) for v in levels]
+        if len(shown) != steps - 1:
+            raise ConfigError(
+                f"model.adversarial_levels={shown} revisits {len(shown)} levels, but "
+                f"model.adversarial_steps={steps} revisits {steps - 1}; give {steps - 1} levels "
+                f"or set model.adversarial_steps={len(shown) + 1}"
+            )
+        if not all(a > b > 0 for a, b in zip(plan, plan[1:])):
+            raise ConfigError(
+                f"model.adversarial_levels={shown} must be positive, strictly decreasing and "
+                f"below sigma_max={plan[0]:g}"
+            )
+    return plan
