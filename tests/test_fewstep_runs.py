@@ -73,15 +73,17 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
         train_in_process(tmp_path / "pd", *PD, f"model.teacher={ckpt}", steps=8)
 
 
+@pytest.mark.parametrize("judged", [(), ("model.adversarial_steps=2",)], ids=["pairs", "sampler"])
 def test_ect_continues_a_consistency_model_with_the_adversarial_term_and_resumes_exactly(
-    edm_ckpt, tmp_path
+    edm_ckpt, tmp_path, judged
 ):
-    """A consistency checkpoint tuned further with ``model.adversarial``: the discriminator is
-    checkpointed and resumed with the model, both train, and the samplers still read the EMA."""
+    """A consistency checkpoint tuned further with ``model.adversarial`` (judging the pairs' or
+    the sampler's outputs): the discriminator is checkpointed and resumed with the model, both
+    train, and the samplers still read the EMA."""
     first = tmp_path / "first"
     train_in_process(first, *ECT, f"model.init={edm_ckpt}", steps=4)
     ckpt = first / "checkpoints" / "last.ckpt"
-    adv = ("model.adversarial=0.1", "model.stages=1", "model.q=256")
+    adv = ("model.adversarial=0.1", "model.stages=1", "model.q=256", *judged)
     weights = _resumes_exactly(tmp_path, *ECT, f"model.init={ckpt}", *adv)
     start = torch.load(ckpt, weights_only=True)["state_dict"]
     assert not torch.equal(weights["net.out.2.weight"], start["ema.out.2.weight"])
