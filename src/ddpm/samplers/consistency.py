@@ -50,18 +50,23 @@ def consistency(
 
 def check_consistency_options(steps: int | None, options: dict, key: str) -> None:
     """``levels`` holds ``steps - 1`` descending positive levels."""
-    levels = options.get("levels")
+    check_levels(steps, options.get("levels"), f"{key}.steps", f"{key}.levels")
+
+
+def check_levels(steps: int | None, levels, steps_key: str, levels_key: str) -> None:
+    """Revisited ``levels`` (``None``: the spacing's) are ``steps - 1`` strictly decreasing
+    positive levels; the messages name the settings ``steps_key`` and ``levels_key``."""
     if levels is None:
         return
     levels = [float(v) for v in levels]
     if steps is not None and len(levels) != steps - 1:
         raise ConfigError(
-            f"{key}.levels={levels} revisits {len(levels)} levels, but {key}.steps={steps} "
-            f"revisits steps - 1 = {steps - 1}; give {steps - 1} levels or set {key}.steps="
+            f"{levels_key}={levels} revisits {len(levels)} levels, but {steps_key}={steps} "
+            f"revisits steps - 1 = {steps - 1}; give {steps - 1} levels or set {steps_key}="
             f"{len(levels) + 1}"
         )
     if any(v <= 0 for v in levels) or any(a <= b for a, b in zip(levels, levels[1:])):
-        raise ConfigError(f"{key}.levels={levels} must be positive and strictly decreasing")
+        raise ConfigError(f"{levels_key}={levels} must be positive and strictly decreasing")
 
 
 consistency.models = ("consistency", "diffusion")  # type: ignore[attr-defined]

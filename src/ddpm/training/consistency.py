@@ -53,6 +53,7 @@ from ddpm.models import ConsistencyModel
 from ddpm.nets.discriminator import Discriminator
 from ddpm.paths import broadcast
 from ddpm.random import fork_init, step_generator
+from ddpm.samplers.consistency import check_levels
 from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
@@ -176,17 +177,15 @@ class ConsistencyModule(DiffusionModule):
         sees the discriminator's weights detached, the discriminator's sees the outputs detached."""
         disc, h = self.discriminator, self.hparams
         assert disc is not None
-        fake_t = fake
-        if self.adversarial_plan:
-            fake = self.sampled(x0, labels)
+        judged = self.sampled(x0, labels) if self.adversarial_plan else fake
         frozen = {name: p.detach() for name, p in disc.named_parameters()}
-        g_loss = generator_loss(functional_call(disc, frozen, (fake, labels))).mean()
-        (main_grad,) = torch.autograd.grad(main, fake_t, retain_graph=True)
-        (adv_grad,) = torch.autograd.grad(g_loss, fake, retain_graph=True)
+        g_loss = generator_loss(functional_call(disc, frozen, (judged, labels))).mean()
+        (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
+        (adv_grad,) = torch.autograd.grad(g_loss, judged, retain_graph=True)
         weight = h.adversarial * adaptive_weight(main_grad, adv_grad)
         real = x0.detach().requires_grad_(True)
         real_logits = disc(real, labels)
-        d_loss = discriminator_loss(real_logits, disc(fake.detach(), labels)).mean()
+        d_loss = discriminator_loss(real_logits, disc(judged.detach(), labels)).mean()
         r1 = r1_penalty(real_logits, real).mean()
         stats = {"adv_g": g_loss, "adv_d": d_loss, "adv_r1": r1, "adv_weight": weight}
         term = weight * g_loss + d_loss + 0.5 * h.r1_gamma * r1
@@ -226,18 +225,10 @@ def adversarial_plan(
             f"model.adversarial_steps={steps} has no effect with model.adversarial=0; give the "
             f"term a weight, e.g. model.adversarial=0.01"
         )
+    check_levels(steps, levels, "model.adversarial_steps", "model.adversarial_levels")
     plan = consistency_plan(path, steps, levels)
-    if levels is not None:
-        shown = [float(v) for v in levels]
-        if len(shown) != steps - 1:
-            raise ConfigError(
-                f"model.adversarial_levels={shown} revisits {len(shown)} levels, but "
-                f"model.adversarial_steps={steps} revisits {steps - 1}; give {steps - 1} levels "
-                f"or set model.adversarial_steps={len(shown) + 1}"
-            )
-        if not all(a > b > 0 for a, b in zip(plan, plan[1:])):
-            raise ConfigError(
-                f"model.adversarial_levels={shown} must be positive, strictly decreasing and "
-                f"below sigma_max={plan[0]:g}"
-            )
+    if len(plan) > 1 and plan[1] >= plan[0]:
+        raise ConfigError(
+            f"model.adversarial_levels={plan[1:]} must lie below sigma_max={plan[0]:g}"
+        )
     return plan
