@@ -144,6 +144,29 @@ def test_the_cache_is_reused_rebuilt_when_stale_and_when_corrupt(
     assert z.shape[1] == 2 and len(list(tmp_path.glob("*-train-*.pt"))) == 2
 
 
+def test_data_rewritten_at_the_same_path_is_encoded_again(autoencoder, tmp_path, capsys):
+    from ddpm.evaluation.outputs import write_samples
+    from ddpm.training.build import build_datamodule
+
+    pool = tmp_path / "pool"
+
+    def latents(seed: int | None) -> torch.Tensor:
+        if seed is not None:  # a new pool of 40 labelled digits at the same path
+            x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+            write_samples(pool, x, is_image=True, labels=torch.arange(40) % 10)
+        samples = ("dataset=samples", f"dataset.path={pool / 'samples.npz'}")
+        cfg = compose("train", *TINY_DIT, *latent_overrides(autoencoder, tmp_path), *samples)
+        return build_datamodule(parse_train(cfg)).latents("train")[0]
+
+    first = latents(0)
+    assert torch.equal(latents(None), first)  # the same file: read back from the cache
+    assert "rebuilding" not in capsys.readouterr().err
+    second = latents(1)  # rewritten in place: the cache's key no longer matches
+    assert "holds another dataset or autoencoder; rebuilding it" in capsys.readouterr().err
+    assert second.shape == first.shape and not torch.allclose(second, first)
+    assert len(list(tmp_path.glob("*-train-*.pt"))) == 1
+
+
 def test_bad_autoencoders_are_refused_in_one_line_before_work(autoencoder, tmp_path):
     (tmp_path / "empty").mkdir()
     unet = tmp_path / "unet"  # what UNet2DModel.save_pretrained writes

@@ -1,6 +1,7 @@
 """The encoded training data on disk: one file per dataset, split and autoencoder (its name holds
 digests of the dataset's config and of the autoencoder's weights, so a changed one gets a new
-file), written atomically under a file lock. Every process of a run asks for the same file: the
+file; its key also holds the sizes and modification times of the files the config names, so data
+rewritten in place at the same path is encoded again), written atomically under a file lock. Every process of a run asks for the same file: the
 first to take the lock encodes (on its device, with a progress line) and writes it, the others
 wait and read it. A file that cannot be read, or whose contents do not match what it should hold
 (format, key, count, checksum), is rebuilt with a warning."""
@@ -33,6 +34,29 @@ def digest(value: Any) -> str:
 def items_config(dataset: Mapping[str, Any]) -> dict[str, Any]:
     """The dataset config less the keys that do not change its items."""
     return {k: v for k, v in dataset.items() if k not in IGNORED_DATASET_KEYS}
+
+
+def source_stamps(dataset: Mapping[str, Any]) -> dict[str, str]:
+    """For each string in the dataset config (nested nodes included) that names a file or folder
+    on disk, a digest of the sizes and modification times of its files: what tells data rewritten
+    at the same path from the data a cache was encoded from, without reading it."""
+    stamps: dict[str, str] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                visit(item)
+        elif isinstance(value, str) and value and os.path.exists(os.path.expanduser(value)):
+            root = Path(os.path.expanduser(value))
+            files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+            stats = [(p.relative_to(root).as_posix(), p.stat()) for p in files]
+            stamps[value] = digest([(name, st.st_size, st.st_mtime_ns) for name, st in stats])
+
+    visit(dict(dataset))
+    return stamps
 
 
 def cache_file(cache_dir: Path, dataset: Mapping[str, Any], split: str, fingerprint: str) -> Path:

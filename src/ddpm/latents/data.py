@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ddpm.data.base import DiffusionDataModule
 from ddpm.data.info import DataInfo
 from ddpm.latents.base import Autoencoder
-from ddpm.latents.cache import cache_file, items_config, load_or_encode
+from ddpm.latents.cache import cache_file, items_config, load_or_encode, source_stamps
 
 
 class LatentPairs(Dataset):
@@ -79,7 +79,12 @@ class LatentDataModule(DiffusionDataModule):
             ds = self.data.train_set if split == "train" else self.data.test_set
             ae = self.autoencoder
             items = items_config(self.dataset)
-            key = {"dataset": items, "split": split, "autoencoder": ae.fingerprint()}
+            key = {
+                "dataset": items,
+                "sources": source_stamps(items),
+                "split": split,
+                "autoencoder": ae.fingerprint(),
+            }
             path = cache_file(ae.cache_dir, self.dataset, split, ae.fingerprint())
 
             def encode(progress) -> tuple[Tensor, Tensor]:
