@@ -4,6 +4,7 @@ before training starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,8 +101,13 @@ def build_module(cfg: TrainConfig, datamodule) -> L.LightningModule:
     }
     module = cfg.model.build(**{k: v for k, v in provided.items() if cfg.model.accepts(k)})
     key = getattr(module, "start_key", None)
-    if key is not None and (where := cfg.model.kwargs.get(key)) and cfg.ckpt_path is None:
-        start_from(module, where, f"model.{key}")  # (a resume restores its own state)
+    if cfg.ckpt_path is None:  # (a resume restores its own state)
+        if key is not None and (where := cfg.model.kwargs.get(key)):
+            start_from(module, where, f"model.{key}")
+        others: dict[str, Callable] = getattr(module, "other_starts", dict)()
+        for other, receive in others.items():
+            if where := cfg.model.kwargs.get(other):
+                start_from(module, where, f"model.{other}", receive)
     return module
 
 

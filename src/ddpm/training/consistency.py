@@ -15,12 +15,16 @@ own pairs against the batch's data, and the term's gradient on those outputs is 
 consistency loss's (times ``adversarial``). A distribution-level term, it can take the model past
 its teacher's ODE, which the consistency loss alone cannot. With ``model.adversarial_steps=N`` it
 judges instead what the model is sampled with: the consistency sampler's outputs after 1 to ``N``
-calls (:func:`~ddpm.fewstep.consistency.sampler_outputs`; DMD2's backward simulation).
+calls (:func:`~ddpm.fewstep.consistency.sampler_outputs`; DMD2's backward simulation). With
+``model/discriminator=features`` the discriminator reads a frozen trained network's features at
+re-noised images (:class:`ddpm.nets.FeatureDiscriminator`; LADD), that of ``model.teacher`` or
+else of ``model.init``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated
 
 import torch
@@ -43,7 +47,6 @@ from ddpm.fewstep.adversarial import (
 )
 from ddpm.fewstep.consistency import (
     ConsistencyPath,
-    consistency_plan,
     ect_loss,
     ect_r,
     ect_stage,
@@ -53,7 +56,7 @@ from ddpm.models import ConsistencyModel
 from ddpm.nets.discriminator import Discriminator
 from ddpm.paths import broadcast
 from ddpm.random import fork_init, step_generator
-from ddpm.samplers.consistency import check_levels
+from ddpm.training.adversarial_settings import adversarial_plan, check_teacher, takes
 from ddpm.training.base import dropped_labels, with_labels
 from ddpm.training.module import DiffusionModule
 
@@ -76,6 +79,8 @@ class ConsistencyModule(DiffusionModule):
       the consistency sampler's outputs instead, a share of the batch after each of 1 to ``N``
       calls, at the levels of ``sampler=consistency sampler.steps=N``; ``adversarial_levels``
       gives its revisited levels (``sampler.levels``: ``N - 1`` of them; ``null``: trailing).
+    * ``teacher``: a checkpoint of ours whose EMA weights are the feature discriminator's frozen
+      network (``null``: ``init``'s); refused without a feature discriminator.
 
     ``init`` may also be a consistency checkpoint of ours, to tune it further (with the
     adversarial term, say; ``stages=1 q=256`` keeps the ``t - r`` of the last of 8 stages).
@@ -98,6 +103,7 @@ class ConsistencyModule(DiffusionModule):
         r1_gamma: Annotated[float, NON_NEGATIVE] = 0.1,
         adversarial_steps: NonNegativeInt = 0,
         adversarial_levels: Sequence[float] | None = None,
+        teacher: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -108,15 +114,36 @@ class ConsistencyModule(DiffusionModule):
         self.discriminator: nn.Module | None = None
         if adversarial > 0:
             stored = self.hparams.run_config  # load_from_checkpoint: the node it names
-            build = discriminator or self.stored_plugin(stored, "discriminator") or Discriminator
+            build: Callable[..., nn.Module] = (
+                discriminator or self.stored_plugin(stored, "discriminator") or Discriminator
+            )
             classes = self.data.num_classes if self.hparams.conditional else None
+            extra = {"backbone": copy.deepcopy(self.net)} if takes(build, "backbone") else {}
             seed = self.hparams.seed + 2  # its own draw: the data order stays the run's
             self.discriminator = fork_init(
-                seed, lambda: build(shape=tuple(self.data.shape), num_classes=classes)
+                seed, lambda: build(shape=tuple(self.data.shape), num_classes=classes, **extra)
             )
+        check_teacher(teacher, init, self.discriminator)
 
     def heads(self) -> list[nn.Module]:
         return [*super().heads(), *([self.discriminator] if self.discriminator else [])]
+
+    def start_from(self, state: Mapping[str, Tensor]) -> None:
+        """``model.init``'s weights; also the feature discriminator's backbone's, unless
+        ``model.teacher`` gives it its own (:meth:`start_backbone`, loaded after this)."""
+        super().start_from(state)
+        self.start_backbone(state)
+
+    def start_backbone(self, state: Mapping[str, Tensor]) -> None:
+        """The trained weights of the feature discriminator's frozen network (if it has one)."""
+        backbone = getattr(self.discriminator, "backbone", None)
+        if backbone is not None:
+            backbone.load_state_dict(state)
+
+    def other_starts(self) -> dict[str, Callable[[Mapping[str, Tensor]], None]]:
+        """Further checkpoints a fresh run starts parts from: ``model.teacher``'s EMA weights
+        are the feature discriminator's backbone."""
+        return {"teacher": self.start_backbone}
 
     @classmethod
     def check_config(cls, options: dict, network_cls=None) -> None:
@@ -178,18 +205,42 @@ class ConsistencyModule(DiffusionModule):
         disc, h = self.discriminator, self.hparams
         assert disc is not None
         judged = self.sampled(x0, labels) if self.adversarial_plan else fake
+        inputs = self.discriminator_inputs()
+        fake_in, real_in = inputs(judged), inputs(x0.detach())
         frozen = {name: p.detach() for name, p in disc.named_parameters()}
-        g_loss = generator_loss(functional_call(disc, frozen, (judged, labels))).mean()
+        fake_logits = functional_call(disc, frozen, (fake_in[0], labels, *fake_in[1:]))
+        g_loss = generator_loss(fake_logits).mean()
         (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
         (adv_grad,) = torch.autograd.grad(g_loss, judged, retain_graph=True)
         weight = h.adversarial * adaptive_weight(main_grad, adv_grad)
-        real = x0.detach().requires_grad_(True)
-        real_logits = disc(real, labels)
-        d_loss = discriminator_loss(real_logits, disc(judged.detach(), labels)).mean()
-        r1 = r1_penalty(real_logits, real).mean()
-        stats = {"adv_g": g_loss, "adv_d": d_loss, "adv_r1": r1, "adv_weight": weight}
-        term = weight * g_loss + d_loss + 0.5 * h.r1_gamma * r1
+        real = real_in[0].detach().requires_grad_(h.r1_gamma > 0)
+        real_logits = disc(real, labels, *real_in[1:])
+        fake_in = tuple(t.detach() for t in fake_in)
+        d_loss = discriminator_loss(real_logits, disc(fake_in[0], labels, *fake_in[1:])).mean()
+        stats = {"adv_g": g_loss, "adv_d": d_loss, "adv_weight": weight}
+        term = weight * g_loss + d_loss
+        if h.r1_gamma > 0:
+            stats["adv_r1"] = r1 = r1_penalty(real_logits, real).mean()
+            term = term + 0.5 * h.r1_gamma * r1
         return term, {name: value.detach() for name, value in stats.items()}
+
+    def discriminator_inputs(self) -> Callable[[Tensor], tuple[Tensor, ...]]:
+        """What the discriminator is called with for a batch of images: the images themselves,
+        or, for one that judges re-noised images (its ``renoise = (P_mean, P_std)``: LADD, Sauer
+        et al. 2024, sec. 3.2), the network's inputs ``(x_in, c_noise)`` at ``x + sigma eps``
+        with ``ln sigma ~ N(P_mean, P_std^2)``, drawn from a stream of their own."""
+        renoise = getattr(self.discriminator, "renoise", None)
+        if renoise is None:
+            return lambda x: (x,)
+        (mean, std), h = renoise, self.hparams
+        g = step_generator(h.seed + 11, self.global_rank, self.global_step, self.device)
+
+        def inputs(x: Tensor) -> tuple[Tensor, ...]:
+            sigma = (torch.randn(x.shape[0], generator=g, device=x.device) * std + mean).exp()
+            eps = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+            return self.path.network_input(x + broadcast(sigma, x) * eps, sigma)
+
+        return inputs
 
     def sampled(self, x0: Tensor, labels: Tensor | None) -> Tensor:
         """The consistency sampler's outputs along ``adversarial_plan`` for a batch like ``x0``
@@ -206,29 +257,3 @@ class ConsistencyModule(DiffusionModule):
             return self.consistency_fn(self.net, x, sigma, y)
 
         return sampler_outputs(f, self.adversarial_plan, noises, float(self.path.t_min))
-
-
-def adversarial_plan(
-    path: ConsistencyPath, weight: float, steps: int, levels: Sequence[float] | None
-) -> list[float]:
-    """The levels whose sampler outputs the adversarial term judges (none: the pairs' outputs);
-    a setting that would be ignored or that the sampler would refuse is refused."""
-    if steps == 0:
-        if levels is not None:
-            raise ConfigError(
-                f"model.adversarial_levels={list(levels)} needs model.adversarial_steps > 0 "
-                f"(the sampler's calls they are revisited in)"
-            )
-        return []
-    if weight == 0:
-        raise ConfigError(
-            f"model.adversarial_steps={steps} has no effect with model.adversarial=0; give the "
-            f"term a weight, e.g. model.adversarial=0.01"
-        )
-    check_levels(steps, levels, "model.adversarial_steps", "model.adversarial_levels")
-    plan = consistency_plan(path, steps, levels)
-    if len(plan) > 1 and plan[1] >= plan[0]:
-        raise ConfigError(
-            f"model.adversarial_levels={plan[1:]} must lie below sigma_max={plan[0]:g}"
-        )
-    return plan

@@ -91,9 +91,9 @@ def check_start(
             )
 
 
-def start_from(module, where: str, key: str) -> None:
+def start_from(module, where: str, key: str, receive=None) -> None:
     """Check the checkpoint at ``where`` against ``module``'s run and hand its EMA weights to
-    ``module.start_from(state)``."""
+    ``receive`` (``module.start_from`` unless given)."""
     if not Path(where).exists():  # (load_checkpoint's hint names ckpt=, sample.py's key)
         raise ConfigError(
             f"{key}={where} does not exist; pass a checkpoint of ours, e.g. "
@@ -108,4 +108,4 @@ def start_from(module, where: str, key: str) -> None:
         for k, v in ckpt["state_dict"].items()
         if k.startswith(prefix)
     }
-    module.start_from(state)
+    (receive or module.start_from)(state)
