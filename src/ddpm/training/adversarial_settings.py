@@ -41,9 +41,9 @@ def adversarial_plan(
 
 
 def takes(build: Callable[..., nn.Module], argument: str) -> bool:
-    """Whether a discriminator's builder (a class or a partial of one) takes ``argument``."""
-    params, _, var_kw = parameters(build)
-    return argument in params or var_kw
+    """Whether a discriminator's builder (a class or a partial of one) names ``argument`` (one
+    taking only ``**kwargs`` is not handed a network it may not want)."""
+    return argument in parameters(build)[0]
 
 
 def check_teacher(teacher: str | None, init: str | None, disc: nn.Module | None) -> None:
