@@ -87,7 +87,9 @@ def test_the_tracked_width_is_rebuilt_and_a_left_out_one_approximated(run, tmp_p
     out, error = write_checkpoint(run, 0.05, tmp_path / "p.ckpt")
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     rebuilt = torch.load(out, weights_only=True)
-    assert rebuilt["posthoc_ema"]["t"] == last["ema_updates"] == 40 and error < 1e-9
+    # the fit is exact up to the float64 solve's residual, which depends on the CPU's LAPACK
+    # kernels (under 1e-9 on one machine, 1.1e-8 on another); a left-out width's is 0.15 (below)
+    assert rebuilt["posthoc_ema"]["t"] == last["ema_updates"] == 40 and error < 1e-6
     ema = {k[4:]: v for k, v in rebuilt["state_dict"].items() if k.startswith("ema.")}
     assert _rel_error(ema, last["state_dict"], "ema.") <= 1e-3
     # the 0.10 average from the 0.05 snapshots alone (20 snapshots of 40 steps): measured profile
