@@ -58,6 +58,7 @@ class FeatureDiscriminator(nn.Module):
             )
         self.backbone = backbone.requires_grad_(False).eval()
         self.taps = [str(t) for t in taps]
+        self.tapped = [names[t] for t in self.taps]  # (a plain list: they are the backbone's)
         self.renoise = (float(P_mean), float(P_std))
         with torch.no_grad():
             probe = self.features(torch.zeros(1, *shape), torch.zeros(1), None)
@@ -89,14 +90,13 @@ class FeatureDiscriminator(nn.Module):
     def features(self, x_in: Tensor, c_noise: Tensor, y: Tensor | None) -> list[Tensor]:
         """The tapped blocks' outputs, the backbone run no further than the deepest."""
         out: list[Tensor] = []
-        names = dict(self.backbone.named_modules())
 
         def keep(module: nn.Module, inputs: object, output: Tensor) -> None:
             out.append(output)
             if len(out) == len(self.taps):
                 raise _Enough
 
-        hooks = [names[t].register_forward_hook(keep) for t in self.taps]
+        hooks = [block.register_forward_hook(keep) for block in self.tapped]
         try:
             self.backbone(x_in, c_noise) if y is None else self.backbone(x_in, c_noise, y)
         except _Enough:
