@@ -113,7 +113,7 @@ def test_one_backward_trains_the_model_and_the_discriminator_each_on_its_own_los
         module.hparams.adversarial = a
         fake = module.consistency_fn(module.net, noisy, sigma, None)
         main = (fake - x0).pow(2).sum(1).mean()
-        term, stats = module.adversarial_term(x0, fake, None, main) if a else (0.0, {})
+        term, stats = module.judging_terms(x0, fake, None, main) if a else (0.0, {})
         (main + term).backward()
         grads[a] = (
             torch.cat([p.grad.flatten() for p in module.net.parameters()]),
@@ -186,7 +186,7 @@ def test_with_adversarial_steps_the_discriminator_judges_the_samplers_outputs():
         fake = module.consistency_fn(module.net, noisy, sigma, None)
         main = (fake - x0).pow(2).sum(1).mean()
         judged.clear()
-        term, _ = module.adversarial_term(x0, fake, None, main)
+        term, _ = module.judging_terms(x0, fake, None, main)
         (main + term).backward()
         grads[steps] = torch.cat([p.grad.flatten() for p in module.net.parameters()])
     assert not torch.allclose(grads[0], grads[2])

@@ -113,7 +113,7 @@ def test_the_discriminator_judges_the_networks_inputs_at_renoised_images(edm, tm
     "overrides, message",
     [
         ((*FEATURES, "model.init=null"), "give model.teacher=CKPT"),
-        (("model.init=null", "model.teacher=x.ckpt"), "has none"),
+        (("model.init=null", "model.teacher=x.ckpt"), "has neither"),
     ],
 )
 def test_a_feature_discriminator_without_weights_or_a_teacher_without_one_is_refused(

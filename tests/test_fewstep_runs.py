@@ -75,25 +75,27 @@ def test_ect_tunes_an_edm_model_resumes_exactly_and_samples_in_one_call(edm_ckpt
 
 FEATURES = ("model.adversarial_steps=2", "model/discriminator=features",
             "model.discriminator.taps=[layers.0,layers.1]")  # fmt: skip
+DMD = ("model.adversarial_steps=2", "model.dmd=0.5")
 
 
 @pytest.mark.parametrize(
     "judged",
-    [(), ("model.adversarial_steps=2",), FEATURES],
-    ids=["pairs", "sampler", "features"],
+    [(), ("model.adversarial_steps=2",), FEATURES, DMD],
+    ids=["pairs", "sampler", "features", "dmd"],
 )
 def test_ect_continues_a_consistency_model_with_the_adversarial_term_and_resumes_exactly(
     edm_ckpt, tmp_path, judged
 ):
     """A consistency checkpoint tuned further with ``model.adversarial`` (judging the pairs' or
     the sampler's outputs; with the feature discriminator, whose frozen network is
-    ``model.teacher``'s): the discriminator is checkpointed and resumed with the model, both
-    train (the frozen network does not), and the samplers still read the EMA."""
+    ``model.teacher``'s; with DMD's term, whose denoisers start from it): the discriminator (and
+    DMD's denoisers) are checkpointed and resumed with the model, both train (the frozen
+    networks do not), and the samplers still read the EMA."""
     first = tmp_path / "first"
     train_in_process(first, *ECT, f"model.init={edm_ckpt}", steps=4)
     ckpt = first / "checkpoints" / "last.ckpt"
     adv = ("model.adversarial=0.1", "model.stages=1", "model.q=256", *judged)
-    teacher = (f"model.teacher={edm_ckpt}",) if judged == FEATURES else ()
+    teacher = (f"model.teacher={edm_ckpt}",) if judged in (FEATURES, DMD) else ()
     weights = _resumes_exactly(tmp_path, *ECT, f"model.init={ckpt}", *adv, *teacher)
     start = torch.load(ckpt, weights_only=True)["state_dict"]
     assert not torch.equal(weights["net.out.2.weight"], start["ema.out.2.weight"])
@@ -102,11 +104,17 @@ def test_ect_continues_a_consistency_model_with_the_adversarial_term_and_resumes
     halfway = _weights(tmp_path / "straight", "step_0000004.ckpt")  # it trains
     out = next(k for k in disc if ".out" in k and k.endswith("weight") and "backbone" not in k)
     assert not torch.equal(disc[out], halfway[out])
-    if teacher:  # the frozen network: the teacher's EMA weights, unchanged
-        stored = torch.load(edm_ckpt, weights_only=True)["state_dict"]
+    stored = torch.load(edm_ckpt, weights_only=True)["state_dict"]
+    if judged == FEATURES:  # the frozen network: the teacher's EMA weights, unchanged
         backbone = {k.removeprefix("discriminator.backbone."): v for k, v in disc.items()
                     if k.startswith("discriminator.backbone.")}  # fmt: skip
         assert backbone and all(torch.equal(v, stored[f"ema.{k}"]) for k, v in backbone.items())
+    if judged == DMD:  # the real denoiser: the teacher's, unchanged; the fake one trains
+        real = {k.removeprefix("score_pair.real."): v for k, v in weights.items()
+                if k.startswith("score_pair.real.")}  # fmt: skip
+        assert real and all(torch.equal(v, stored[f"ema.{k}"]) for k, v in real.items())
+        fake = "score_pair.fake.out.2.weight"
+        assert not torch.equal(weights[fake], halfway[fake])
     m = evaluate(compose("evaluate", f"ckpt={tmp_path / 'straight' / 'checkpoints' / 'last.ckpt'}",
                          "progress=false", "num_samples=16", "sampler=consistency",
                          run_dir=tmp_path / "e"))  # fmt: skip

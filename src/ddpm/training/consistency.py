@@ -5,8 +5,8 @@ easy", ECT) of a trained EDM model (``model.init=CKPT``), or consistency trainin
 
 Of ECT's and sCM's (Lu & Song 2025) choices this takes ECT's: discrete pairs ``(t, r)`` on the same
 noise draw with a ``t - r`` that shrinks stage by stage, because it tunes an EDM checkpoint of ours
-as it is (sCM needs the TrigFlow parametrisation and its network changes) and needs no
-Jacobian-vector product through the network (a third of the cost per step on a CPU).
+as it is (sCM needs the TrigFlow parametrisation and its network changes) and needs no JVP through
+the network (a third of the cost per step on a CPU).
 
 ``model.adversarial > 0`` adds the adversarial term of consistency trajectory models (Kim et al.
 2024, CTM; :mod:`ddpm.fewstep.adversarial`): a discriminator (``model.discriminator``, trained by
@@ -18,7 +18,9 @@ judges instead what the model is sampled with: the consistency sampler's outputs
 calls (:func:`~ddpm.fewstep.consistency.sampler_outputs`; DMD2's backward simulation). With
 ``model/discriminator=features`` the discriminator reads a frozen trained network's features at
 re-noised images (:class:`ddpm.nets.FeatureDiscriminator`; LADD), that of ``model.teacher`` or
-else of ``model.init``.
+else of ``model.init``. ``model.dmd > 0`` adds DMD's distribution-matching term on the same judged
+outputs (Yin et al. 2024; :mod:`ddpm.training.distribution_matching`), its real denoiser
+``model.teacher``, its gradient scaled like the adversarial term's.
 """
 
 from __future__ import annotations
@@ -39,12 +41,7 @@ from ddpm.checks import (
     PositiveInt,
     Range,
 )
-from ddpm.fewstep.adversarial import (
-    adaptive_weight,
-    discriminator_loss,
-    generator_loss,
-    r1_penalty,
-)
+from ddpm.fewstep.adversarial import adaptive_weight, discriminator_loss, generator_loss, r1_penalty
 from ddpm.fewstep.consistency import (
     ConsistencyPath,
     ect_loss,
@@ -58,6 +55,7 @@ from ddpm.paths import broadcast
 from ddpm.random import fork_init, step_generator
 from ddpm.training.adversarial_settings import adversarial_plan, check_teacher, takes
 from ddpm.training.base import dropped_labels, with_labels
+from ddpm.training.distribution_matching import ScorePair
 from ddpm.training.module import DiffusionModule
 
 
@@ -80,7 +78,10 @@ class ConsistencyModule(DiffusionModule):
       calls, at the levels of ``sampler=consistency sampler.steps=N``; ``adversarial_levels``
       gives its revisited levels (``sampler.levels``: ``N - 1`` of them; ``null``: trailing).
     * ``teacher``: a checkpoint of ours whose EMA weights are the feature discriminator's frozen
-      network (``null``: ``init``'s); refused without a feature discriminator.
+      network (``null``: ``init``'s) and DMD's real denoiser; refused where neither uses it.
+    * ``dmd`` (0: none): DMD's term on the judged outputs, its gradient ``dmd`` times the
+      consistency loss's; ``dmd_P_mean``, ``dmd_P_std``: the levels ``ln sigma ~ N(P_mean,
+      P_std^2)`` its denoisers see the outputs at. Needs ``teacher``, a diffusion checkpoint.
 
     ``init`` may also be a consistency checkpoint of ours, to tune it further (with the
     adversarial term, say; ``stages=1 q=256`` keeps the ``t - r`` of the last of 8 stages).
@@ -104,12 +105,15 @@ class ConsistencyModule(DiffusionModule):
         adversarial_steps: NonNegativeInt = 0,
         adversarial_levels: Sequence[float] | None = None,
         teacher: str | None = None,
+        dmd: Annotated[float, NON_NEGATIVE] = 0.0,
+        dmd_P_mean: float = -2.4,
+        dmd_P_std: PositiveFloat = 1.0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.path = ConsistencyPath.of(self.path)
         self.adversarial_plan = adversarial_plan(
-            self.path, adversarial, adversarial_steps, adversarial_levels
+            self.path, adversarial + dmd, adversarial_steps, adversarial_levels
         )
         self.discriminator: nn.Module | None = None
         if adversarial > 0:
@@ -123,10 +127,15 @@ class ConsistencyModule(DiffusionModule):
             self.discriminator = fork_init(
                 seed, lambda: build(shape=tuple(self.data.shape), num_classes=classes, **extra)
             )
-        check_teacher(teacher, init, self.discriminator)
+        self.score_pair: ScorePair | None = None
+        if dmd > 0:
+            levels = (dmd_P_mean, dmd_P_std)
+            self.score_pair = ScorePair(self.net, self.path, self.prediction, levels)
+        check_teacher(teacher, init, self.discriminator, dmd)
 
     def heads(self) -> list[nn.Module]:
-        return [*super().heads(), *([self.discriminator] if self.discriminator else [])]
+        mine = [m for m in (self.discriminator, self.score_pair) if m is not None]
+        return [*super().heads(), *mine]
 
     def start_from(self, state: Mapping[str, Tensor]) -> None:
         """``model.init``'s weights; also the feature discriminator's backbone's, unless
@@ -142,8 +151,18 @@ class ConsistencyModule(DiffusionModule):
 
     def other_starts(self) -> dict[str, Callable[[Mapping[str, Tensor]], None]]:
         """Further checkpoints a fresh run starts parts from: ``model.teacher``'s EMA weights
-        are the feature discriminator's backbone."""
-        return {"teacher": self.start_backbone}
+        are the feature discriminator's backbone and DMD's two denoisers (then it must be a
+        diffusion model: its ``kinds``)."""
+        pair = self.score_pair
+
+        def teacher(state: Mapping[str, Tensor]) -> None:
+            self.start_backbone(state)
+            if pair is not None:
+                pair.start(state)
+
+        if pair is not None:
+            teacher.kinds = ("diffusion",)  # type: ignore[attr-defined]
+        return {"teacher": teacher}
 
     @classmethod
     def check_config(cls, options: dict, network_cls=None) -> None:
@@ -180,9 +199,9 @@ class ConsistencyModule(DiffusionModule):
         per_example = ect_loss(f_t, f_r, t, r, h.huber_c)
         loss = per_example.mean()
         total, stats = loss, dict[str, Tensor]()
-        if self.discriminator is not None:
-            adversarial, stats = self.adversarial_term(x0, f_t, labels, loss)
-            total = loss + adversarial
+        if self.discriminator is not None or self.score_pair is not None:
+            terms, stats = self.judging_terms(x0, f_t, labels, loss)
+            total = loss + terms
         self.check_finite(total)
         self.log("train/loss", loss, prog_bar=True)  # the consistency loss
         self.log_step()
@@ -194,23 +213,41 @@ class ConsistencyModule(DiffusionModule):
                 self.log(f"train/{name}", value)
         return total
 
-    def adversarial_term(
+    def judging_terms(
         self, x0: Tensor, fake: Tensor, labels: Tensor | None, main: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The model's adversarial loss on the judged outputs (``fake``, the pairs' one-step
-        outputs, or the sampler's: :meth:`sampled`), scaled so its gradient on them is
-        ``adversarial`` times ``main``'s on ``fake``; plus the discriminator's loss with the R1
-        penalty (and these terms detached, to log). One backward trains both: the model's term
-        sees the discriminator's weights detached, the discriminator's sees the outputs detached."""
+        """The adversarial term and DMD's (those the run has) on the judged outputs: the pairs'
+        one-step outputs ``fake``, or the sampler's (:meth:`sampled`); each scaled to the
+        consistency loss ``main``'s gradient on ``fake``."""
+        judged = self.sampled(x0, labels) if self.adversarial_plan else fake
+        (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
+        total, stats = torch.zeros((), device=fake.device), dict[str, Tensor]()
+        if self.discriminator is not None:
+            adversarial, stats = self.adversarial_term(x0, judged, labels, main_grad)
+            total = total + adversarial
+        if self.score_pair is not None:  # its draws: a stream of its own
+            h = self.hparams
+            g = step_generator(h.seed + 13, self.global_rank, self.global_step, self.device)
+            dmd, more = self.score_pair.term(judged, labels, g, h.dmd, main_grad)
+            total, stats = total + dmd, {**stats, **more}
+        return total, stats
+
+    def adversarial_term(
+        self, x0: Tensor, judged: Tensor, labels: Tensor | None, main_grad: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The model's adversarial loss on the judged outputs (the pairs' one-step outputs, or
+        the sampler's: :meth:`sampled`), scaled so its gradient on them is ``adversarial`` times
+        the consistency loss's (``main_grad``, on the pairs' outputs); plus the discriminator's
+        loss with the R1 penalty (and these terms detached, to log). One backward trains both:
+        the model's term sees the discriminator's weights detached, the discriminator's sees the
+        outputs detached."""
         disc, h = self.discriminator, self.hparams
         assert disc is not None
-        judged = self.sampled(x0, labels) if self.adversarial_plan else fake
         inputs = self.discriminator_inputs()
         fake_in, real_in = inputs(judged), inputs(x0.detach())
         frozen = {name: p.detach() for name, p in disc.named_parameters()}
         fake_logits = functional_call(disc, frozen, (fake_in[0], labels, *fake_in[1:]))
         g_loss = generator_loss(fake_logits).mean()
-        (main_grad,) = torch.autograd.grad(main, fake, retain_graph=True)
         (adv_grad,) = torch.autograd.grad(g_loss, judged, retain_graph=True)
         weight = h.adversarial * adaptive_weight(main_grad, adv_grad)
         real = real_in[0].detach().requires_grad_(h.r1_gamma > 0)

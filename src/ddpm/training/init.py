@@ -93,14 +93,17 @@ def check_start(
 
 def start_from(module, where: str, key: str, receive=None) -> None:
     """Check the checkpoint at ``where`` against ``module``'s run and hand its EMA weights to
-    ``receive`` (``module.start_from`` unless given)."""
+    ``receive`` (``module.start_from`` unless given; its ``kinds``, if it has them, are the model
+    kinds it accepts, else diffusion models and the module's own kind)."""
     if not Path(where).exists():  # (load_checkpoint's hint names ckpt=, sample.py's key)
         raise ConfigError(
             f"{key}={where} does not exist; pass a checkpoint of ours, e.g. "
             f"RUN/checkpoints/last.ckpt"
         )
     ckpt = load_checkpoint(where)
-    kinds = tuple(dict.fromkeys(("diffusion", module.model_family.kind)))
+    kinds = getattr(receive, "kinds", None) or tuple(
+        dict.fromkeys(("diffusion", module.model_family.kind))
+    )
     check_start(checkpoint_config(ckpt, where), module.hparams.run_config, where, key, kinds)
     prefix = "ema."
     state = {
