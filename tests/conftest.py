@@ -120,6 +120,23 @@ def train_toy(run_dir, *extra: str, steps: int = 30, **kw):
 
 
 @pytest.fixture(scope="session")
+def toy_edm_ckpt(tmp_path_factory):
+    """A toy2d model on path=edm trained for two steps: the start or teacher of a few-step run."""
+    run = tmp_path_factory.mktemp("toy_edm")
+    train_in_process(run, "path=edm", steps=2)
+    return run / "checkpoints" / "last.ckpt"
+
+
+def build_toy_module(*overrides: str):
+    """The LightningModule train.py builds for the toy config with ``overrides``."""
+    from ddpm.config import parse_train
+    from ddpm.training.build import build_module
+
+    cfg = parse_train(compose("train", *TOY_OVERRIDES, *overrides))
+    return build_module(cfg, cfg.dataset.build())
+
+
+@pytest.fixture(scope="session")
 def toy_ckpt(tmp_path_factory):
     """A toy2d checkpoint trained for a few hundred steps, shared by the sample/evaluate tests."""
     run = tmp_path_factory.mktemp("toy_run")

@@ -5,7 +5,7 @@ denoisers start from the teacher and only the fake one trains, and the settings 
 import pytest
 import torch
 
-from conftest import TOY_OVERRIDES, compose, run_cli, train_in_process
+from conftest import TOY_OVERRIDES, build_toy_module, run_cli, train_in_process
 from ddpm.fewstep.distribution_matching import dmd_gradient, dmd_loss
 
 CONSISTENCY = ("path=edm", "model=consistency", "sampler=consistency")
@@ -54,22 +54,11 @@ def test_the_gradient_is_weighted_by_each_examples_mean_distance_and_handed_to_a
     torch.testing.assert_close(x.grad, got)
 
 
-@pytest.fixture(scope="module")
-def edm(tmp_path_factory):
-    run = tmp_path_factory.mktemp("edm")
-    train_in_process(run, "path=edm", steps=2)
-    return run / "checkpoints" / "last.ckpt"
-
-
 def _module(*overrides):
-    from ddpm.config import parse_train
-    from ddpm.training.build import build_module
-
-    cfg = parse_train(compose("train", *TOY_OVERRIDES, *CONSISTENCY, *overrides))
-    return build_module(cfg, cfg.dataset.build())
+    return build_toy_module(*CONSISTENCY, *overrides)
 
 
-def test_both_denoisers_start_from_the_teacher_and_only_the_fake_one_trains(edm, tmp_path):
+def test_both_denoisers_start_from_the_teacher_and_only_the_fake_one_trains(toy_edm_ckpt, tmp_path):
     """``real`` and ``fake`` hold ``model.teacher``'s EMA weights (not ``model.init``'s); at the
     start they agree, so the term's gradient is zero; a backward trains the fake denoiser, not
     the real one, which stays in eval mode; once they differ, the loss hands the outputs the
@@ -77,7 +66,7 @@ def test_both_denoisers_start_from_the_teacher_and_only_the_fake_one_trains(edm,
     other = tmp_path / "other"
     train_in_process(other, "path=edm", "seed=5", steps=2)
     teacher = other / "checkpoints" / "last.ckpt"
-    module = _module(f"model.init={edm}", f"model.teacher={teacher}", "model.dmd=0.5")
+    module = _module(f"model.init={toy_edm_ckpt}", f"model.teacher={teacher}", "model.dmd=0.5")
     pair = module.score_pair
     stored = torch.load(teacher, weights_only=True)["state_dict"]
     for net in (pair.real, pair.fake):
@@ -110,13 +99,13 @@ def test_both_denoisers_start_from_the_teacher_and_only_the_fake_one_trains(edm,
         (("model.adversarial_steps=2",), "model.adversarial=0 and model.dmd=0"),
     ],
 )
-def test_dmd_without_a_diffusion_teacher_is_refused(overrides, message, edm, tmp_path):
+def test_dmd_without_a_diffusion_teacher_is_refused(overrides, message, toy_edm_ckpt, tmp_path):
     """One ``error:`` line, before any work: DMD's real denoiser is a diffusion model's."""
     if "model.teacher=CONSISTENCY" in overrides:
         consistency = tmp_path / "consistency"
-        train_in_process(consistency, *CONSISTENCY, f"model.init={edm}", steps=2)
+        train_in_process(consistency, *CONSISTENCY, f"model.init={toy_edm_ckpt}", steps=2)
         overrides = (overrides[0], f"model.teacher={consistency / 'checkpoints' / 'last.ckpt'}")
-    proc = run_cli("train.py", *TOY_OVERRIDES, *CONSISTENCY, f"model.init={edm}",
+    proc = run_cli("train.py", *TOY_OVERRIDES, *CONSISTENCY, f"model.init={toy_edm_ckpt}",
                    *overrides, f"hydra.run.dir={tmp_path / 'run'}", check=False)  # fmt: skip
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error: ")]

@@ -6,7 +6,7 @@ settings it refuses."""
 import pytest
 import torch
 
-from conftest import TOY_OVERRIDES, compose, run_cli, train_in_process
+from conftest import build_toy_module, run_cli, train_in_process
 from ddpm.checks import ConfigError
 from ddpm.nets import FeatureDiscriminator, UNet
 
@@ -64,22 +64,11 @@ def test_taps_that_name_no_block_or_a_block_never_called_are_refused(taps, messa
         FeatureDiscriminator((1, 8, 8), 10, backbone=_unet(), taps=taps)
 
 
-@pytest.fixture(scope="module")
-def edm(tmp_path_factory):
-    run = tmp_path_factory.mktemp("edm")
-    train_in_process(run, "path=edm", steps=2)
-    return run / "checkpoints" / "last.ckpt"
-
-
 def _module(*overrides):
-    from ddpm.config import parse_train
-    from ddpm.training.build import build_module
-
-    cfg = parse_train(compose("train", *TOY_OVERRIDES, *CONSISTENCY, *FEATURES, *overrides))
-    return build_module(cfg, cfg.dataset.build())
+    return build_toy_module(*CONSISTENCY, *FEATURES, *overrides)
 
 
-def test_the_discriminator_judges_the_networks_inputs_at_renoised_images(edm, tmp_path):
+def test_the_discriminator_judges_the_networks_inputs_at_renoised_images(toy_edm_ckpt, tmp_path):
     """``D`` gets ``path.network_input(x + sigma eps, sigma)`` with ``ln sigma ~ N(P_mean,
     P_std^2)`` on the term's own stream; its backbone holds ``model.teacher``'s EMA weights,
     or ``model.init``'s without a teacher."""
@@ -90,7 +79,7 @@ def test_the_discriminator_judges_the_networks_inputs_at_renoised_images(edm, tm
     train_in_process(other, "path=edm", "seed=5", steps=2)
     teacher = other / "checkpoints" / "last.ckpt"
     module = _module(
-        f"model.init={edm}", f"model.teacher={teacher}", "model.discriminator.P_mean=-0.5"
+        f"model.init={toy_edm_ckpt}", f"model.teacher={teacher}", "model.discriminator.P_mean=-0.5"
     )
     stored = torch.load(teacher, weights_only=True)["state_dict"]
     for name, p in module.discriminator.backbone.state_dict().items():
@@ -104,8 +93,8 @@ def test_the_discriminator_judges_the_networks_inputs_at_renoised_images(edm, tm
     want = module.path.network_input(x + broadcast(sigma, x) * eps, sigma)
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
-    alone = _module(f"model.init={edm}").discriminator.backbone.state_dict()
-    init = torch.load(edm, weights_only=True)["state_dict"]
+    alone = _module(f"model.init={toy_edm_ckpt}").discriminator.backbone.state_dict()
+    init = torch.load(toy_edm_ckpt, weights_only=True)["state_dict"]
     assert all(torch.equal(v, init[f"ema.{k}"]) for k, v in alone.items())
 
 
