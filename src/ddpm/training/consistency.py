@@ -106,8 +106,8 @@ class ConsistencyModule(DiffusionModule):
         adversarial_levels: Sequence[float] | None = None,
         teacher: str | None = None,
         dmd: Annotated[float, NON_NEGATIVE] = 0.0,
-        dmd_P_mean: float = -2.4,
-        dmd_P_std: PositiveFloat = 1.0,
+        dmd_P_mean: float = -1.2,
+        dmd_P_std: PositiveFloat = 1.2,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
