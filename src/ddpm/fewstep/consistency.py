@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor
@@ -44,6 +44,17 @@ def consistency_c_skip(sigma: Tensor, sigma_min: float, sigma_data: float) -> Te
 def consistency_c_out(sigma: Tensor, sigma_min: float, sigma_data: float) -> Tensor:
     """``(sigma - sigma_min) sigma_data / sqrt(sigma^2 + sigma_data^2)``: 0 at ``sigma_min``."""
     return (sigma - sigma_min) * sigma_data / (sigma**2 + sigma_data**2).sqrt()
+
+
+E = TypeVar("E", bound=EDMPath)
+
+
+def retyped(path: EDMPath, cls: type[E]) -> E:
+    """``path``'s settings under class ``cls``, an EDM path class: the same levels and
+    scalings' constants, ``cls``'s parametrisation."""
+    out = cls.__new__(cls)
+    out.__dict__.update(vars(path))
+    return out
 
 
 class ConsistencyPath(EDMPath):
@@ -67,9 +78,12 @@ class ConsistencyPath(EDMPath):
                 f"a consistency model is an EDM model (path=edm, path.precond=edm); this run is "
                 f"on path={name}{detail}"
             )
-        out = cls.__new__(cls)
-        out.__dict__.update(vars(path))
-        return out
+        return retyped(path, cls)
+
+    def diffusion(self) -> EDMPath:
+        """The EDM path this one was made from (:meth:`of`'s inverse): EDM's own ``c_skip`` and
+        ``c_out``, for a diffusion denoiser of the same run (a teacher, DMD's score pair)."""
+        return retyped(self, EDMPath)
 
     def c_skip(self, t: Tensor) -> Tensor:
         return consistency_c_skip(t, self.t_min, self.sd)

@@ -130,7 +130,7 @@ class ConsistencyModule(DiffusionModule):
         self.score_pair: ScorePair | None = None
         if dmd > 0:
             levels = (dmd_P_mean, dmd_P_std)
-            self.score_pair = ScorePair(self.net, self.path, self.prediction, levels)
+            self.score_pair = ScorePair(self.net, self.path.diffusion(), self.prediction, levels)
         check_teacher(teacher, init, self.discriminator, dmd)
 
     def heads(self) -> list[nn.Module]:

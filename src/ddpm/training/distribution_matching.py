@@ -25,15 +25,15 @@ from ddpm.training.base import with_labels
 
 
 class ScorePair(nn.Module):
-    """``real`` (frozen) and ``fake`` (trained) copies of ``net``, denoisers on ``path``'s EDM
-    parametrisation, and the levels ``(P_mean, P_std)`` the term re-noises at."""
+    """``real`` (frozen) and ``fake`` (trained) copies of ``net``, denoisers on ``path`` with
+    EDM's parametrisation (a consistency run's :meth:`ConsistencyPath.diffusion`), and the levels
+    ``(P_mean, P_std)`` the term re-noises at."""
 
     def __init__(self, net: nn.Module, path: EDMPath, prediction: str, levels) -> None:
         super().__init__()
         self.real = copy.deepcopy(net).requires_grad_(False).eval()
         self.fake = copy.deepcopy(net)
-        self.edm = EDMPath.__new__(EDMPath)  # the path's EDM scalings, whatever its subclass
-        self.edm.__dict__.update(vars(path))
+        self.edm = path
         self.prediction, self.levels = prediction, (float(levels[0]), float(levels[1]))
 
     def train(self, mode: bool = True) -> ScorePair:
