@@ -128,6 +128,12 @@ def consistency_plan(path: Path, steps: int, levels: Sequence[float] | None = No
     return [spaced[0], *([float(v) for v in levels] if levels is not None else spaced[1:])]
 
 
+def renoised(x0: Tensor, tau: float, sigma_min: float, z: Tensor) -> Tensor:
+    """The multistep consistency sampler's re-noising (Song et al. 2023, Algorithm 1, line 5):
+    ``x = x0 + sqrt(tau^2 - sigma_min^2) z``, the estimate back at level ``tau``."""
+    return x0 + math.sqrt(max(tau * tau - sigma_min * sigma_min, 0.0)) * z
+
+
 def sampler_outputs(
     f: Callable[[Tensor, Tensor, Tensor], Tensor],
     plan: Sequence[float],
@@ -149,6 +155,6 @@ def sampler_outputs(
         index = (part >= k).nonzero().squeeze(1)
         with torch.no_grad():
             x0 = f(x[index], sigma[index], index)
-        renoised = x0 + math.sqrt(max(tau * tau - sigma_min * sigma_min, 0.0)) * noises[k][index]
-        x, sigma = x.index_copy(0, index, renoised), sigma.index_fill(0, index, tau)
+        x = x.index_copy(0, index, renoised(x0, tau, sigma_min, noises[k][index]))
+        sigma = sigma.index_fill(0, index, tau)
     return f(x, sigma, torch.arange(n, device=x.device))

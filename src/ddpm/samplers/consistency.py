@@ -4,12 +4,12 @@ the estimate and one more call."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from torch import Tensor
 
 from ddpm.checks import ConfigError
+from ddpm.fewstep.consistency import renoised
 from ddpm.random import Generator, randn
 from ddpm.samplers.denoiser import Denoiser
 from ddpm.samplers.spec import StepCallback
@@ -41,8 +41,7 @@ def consistency(
         callback(0, plan[1] if len(plan) > 1 else 0.0, x0, x0)
     for i, tau in enumerate(plan[1:], start=1):
         noise = randn(x0.shape, generator, x0.device, x0.dtype)
-        x = x0 + math.sqrt(max(tau * tau - sigma_min * sigma_min, 0.0)) * noise
-        x0 = denoiser(x, tau).x0
+        x0 = denoiser(renoised(x0, tau, sigma_min, noise), tau).x0
         if callback is not None:
             callback(i, plan[i + 1] if i + 1 < len(plan) else 0.0, x0, x0)
     return x0
