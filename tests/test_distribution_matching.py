@@ -1,12 +1,15 @@
 """DMD's term (``model.dmd``; Yin et al. 2024): its gradient with exact Gaussian denoisers moves a
 generator onto the data and vanishes there, its loss hands that gradient to autograd, the two
-denoisers start from the teacher and only the fake one trains, and the settings it refuses."""
+denoisers (on the EDM path the consistency path was made from) start from the teacher and only
+the fake one trains, and the settings it refuses."""
 
 import pytest
 import torch
 
 from conftest import TOY_OVERRIDES, build_toy_module, run_cli, train_in_process
+from ddpm.fewstep.consistency import ConsistencyPath
 from ddpm.fewstep.distribution_matching import dmd_gradient, dmd_loss
+from ddpm.paths.edm import EDMPath
 
 CONSISTENCY = ("path=edm", "model=consistency", "sampler=consistency")
 
@@ -14,6 +17,17 @@ CONSISTENCY = ("path=edm", "model=consistency", "sampler=consistency")
 def _gaussian_denoiser(mean: torch.Tensor, var: float):
     """The exact ``D(x; sigma) = E[x0 | x0 + sigma eps = x]`` of ``x0 ~ N(mean, var I)``."""
     return lambda x, sigma: mean + var / (var + sigma**2) * (x - mean)
+
+
+def test_the_denoisers_use_edms_scalings_the_consistency_path_was_made_from():
+    edm = EDMPath(sigma_data=0.7, sigma_min=0.01, sigma_max=50.0)
+    back = ConsistencyPath.of(edm).diffusion()
+    assert type(back) is EDMPath and vars(back) == vars(edm)
+    sigma = torch.logspace(-2, 1.5, 20, dtype=torch.float64)
+    x, out = torch.randn(20, 3), torch.randn(20, 3)
+    torch.testing.assert_close(back.x0(out, x, sigma, "F"), edm.x0(out, x, sigma, "F"))
+    # the consistency scalings differ at these levels, so the round trip is not a no-op
+    assert not torch.allclose(ConsistencyPath.of(edm).c_skip(sigma), edm.c_skip(sigma))
 
 
 def test_descending_the_gradient_with_exact_denoisers_moves_a_generator_onto_the_data():
@@ -73,6 +87,7 @@ def test_both_denoisers_start_from_the_teacher_and_only_the_fake_one_trains(toy_
         for name, p in net.state_dict().items():
             torch.testing.assert_close(p, stored[f"ema.{name}"], rtol=0, atol=0)
     assert pair in module.heads()
+    assert type(pair.edm) is EDMPath and type(module.path) is ConsistencyPath  # EDM's scalings
     module.train()
     assert not pair.real.training and pair.fake.training
     judged = torch.randn(16, 2, requires_grad=True)
