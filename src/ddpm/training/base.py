@@ -38,6 +38,14 @@ def with_labels(net: Callable[..., Tensor], labels: Tensor | None) -> Callable[.
     return net if labels is None else (lambda x, c_noise: net(x, c_noise, labels))
 
 
+def denoised(net, path, x: Tensor, sigma: Tensor, labels: Tensor | None, prediction: str) -> Tensor:
+    """``path``'s estimate of ``x0`` by ``net`` at ``x`` (level ``sigma``): the network called on
+    the path's inputs (``labels``: the classes, ``-1`` the null one), its output read as
+    ``prediction``."""
+    x_in, c_noise = path.network_input(x, sigma)
+    return path.x0(with_labels(net, labels)(x_in, c_noise), x, sigma, prediction)
+
+
 class AveragedModule(L.LightningModule):
     """``self.net`` is trained, ``self.ema`` (a frozen copy, ``ema.*`` in the state dict) is its
     exponential moving average, used for sampling and evaluation.

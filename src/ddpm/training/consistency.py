@@ -54,7 +54,7 @@ from ddpm.nets.discriminator import Discriminator
 from ddpm.paths import broadcast
 from ddpm.random import fork_init, step_generator
 from ddpm.training.adversarial_settings import adversarial_plan, check_teacher, takes
-from ddpm.training.base import dropped_labels, with_labels
+from ddpm.training.base import denoised, dropped_labels
 from ddpm.training.distribution_matching import ScorePair
 from ddpm.training.module import DiffusionModule
 
@@ -179,9 +179,7 @@ class ConsistencyModule(DiffusionModule):
 
     def consistency_fn(self, net, x: Tensor, sigma: Tensor, labels: Tensor | None) -> Tensor:
         """``f(x, sigma)`` of ``net`` (labels ``-1``: the null class)."""
-        x_in, c_noise = self.path.network_input(x, sigma)
-        out = with_labels(net, labels)(x_in, c_noise)
-        return self.path.x0(out, x, sigma, self.prediction)
+        return denoised(net, self.path, x, sigma, labels, self.prediction)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x0, y = batch[:2]

@@ -21,7 +21,7 @@ from ddpm.fewstep.adversarial import adaptive_weight
 from ddpm.fewstep.distribution_matching import dmd_gradient, dmd_loss
 from ddpm.paths import broadcast
 from ddpm.paths.edm import EDMPath
-from ddpm.training.base import with_labels
+from ddpm.training.base import denoised
 
 
 class ScorePair(nn.Module):
@@ -48,8 +48,7 @@ class ScorePair(nn.Module):
 
     def denoise(self, net: nn.Module, x: Tensor, sigma: Tensor, labels: Tensor | None) -> Tensor:
         """EDM's ``D(x; sigma)`` of ``net``."""
-        x_in, c_noise = self.edm.network_input(x, sigma)
-        return self.edm.x0(with_labels(net, labels)(x_in, c_noise), x, sigma, self.prediction)
+        return denoised(net, self.edm, x, sigma, labels, self.prediction)
 
     def forward(
         self, judged: Tensor, labels: Tensor | None, generator: torch.Generator
