@@ -19,7 +19,7 @@ def _gaussian_denoiser(mean: torch.Tensor, var: float):
     return lambda x, sigma: mean + var / (var + sigma**2) * (x - mean)
 
 
-def test_the_denoisers_use_edms_scalings_the_consistency_path_was_made_from():
+def test_a_consistency_path_gives_back_the_edm_path_it_was_made_from():
     edm = EDMPath(sigma_data=0.7, sigma_min=0.01, sigma_max=50.0)
     back = ConsistencyPath.of(edm).diffusion()
     assert type(back) is EDMPath and vars(back) == vars(edm)

@@ -23,6 +23,8 @@ from ddpm.training.errors import NonFiniteLossError
 if TYPE_CHECKING:
     from lightning.fabric.utilities.data import AttributeDict
 
+    from ddpm.paths.base import Path
+
 
 def dropped_labels(y: Tensor, drop_prob: float, generator: torch.Generator | None) -> Tensor:
     """The labels a conditional network trains on: each replaced by the null label ``-1`` with
@@ -38,7 +40,14 @@ def with_labels(net: Callable[..., Tensor], labels: Tensor | None) -> Callable[.
     return net if labels is None else (lambda x, c_noise: net(x, c_noise, labels))
 
 
-def denoised(net, path, x: Tensor, sigma: Tensor, labels: Tensor | None, prediction: str) -> Tensor:
+def denoised(
+    net: Callable[..., Tensor],
+    path: Path,
+    x: Tensor,
+    sigma: Tensor,
+    labels: Tensor | None,
+    prediction: str,
+) -> Tensor:
     """``path``'s estimate of ``x0`` by ``net`` at ``x`` (level ``sigma``): the network called on
     the path's inputs (``labels``: the classes, ``-1`` the null one), its output read as
     ``prediction``."""
